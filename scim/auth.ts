@@ -1,0 +1,65 @@
+// Bearer-token authentication of SCIM requests (D2; RFC 6750 §2.1, §3): constant-time, header only.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import { ScimError } from './errors.js';
+
+const REALM = 'Bearer realm="rolegate"';
+
+/** Where a successful check leaves the caller's identity, for audit: `scim-token#<position>`. */
+export const ACTOR_LOCAL = 'scimActor';
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/**
+ * Returns the 1-based position of the configured token equal to `presented`, or 0.
+ * Every candidate is compared, with no early exit, on SHA-256 digests of equal length, so the time
+ * taken says nothing about the tokens' contents, lengths or which one matched.
+ */
+export function tokenMatcher(tokens: readonly string[]): (presented: string) => number {
+  for (const t of tokens) {
+    // An empty token would let `Authorization: Bearer` with no credentials in; refuse to start.
+    if (t.length === 0) throw new Error('scim.tokens must not contain an empty token');
+  }
+  const digests = tokens.map(digest);
+  return (presented) => {
+    const d = digest(presented);
+    let found = 0;
+    for (let i = 0; i < digests.length; i++) {
+      const hit = timingSafeEqual(d, digests[i]!);
+      if (hit && found === 0) found = i + 1;
+    }
+    return presented.length > 0 ? found : 0;
+  };
+}
+
+/** Extracts the credentials of an `Authorization: Bearer <token>` header (scheme case-insensitive). */
+export function bearerCredentials(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. Extra surrounding whitespace is tolerated.
+  const m = /^[ \t]*([A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)[ \t]*$/.exec(header);
+  if (m === null || m[1]!.toLowerCase() !== 'bearer') return undefined;
+  return m[2];
+}
+
+/**
+ * Express middleware that admits only requests carrying one of `tokens` in the Authorization header.
+ * It runs before any body is read, so unauthenticated callers learn nothing from 400/413/415 (D2).
+ * A token in the query string (RFC 6750 §2.3) is never looked at.
+ */
+export function requireBearer(tokens: readonly string[]): (req: Request, res: Response, next: NextFunction) => void {
+  const match = tokenMatcher(tokens);
+  return (req, res, next) => {
+    const presented = bearerCredentials(req.headers.authorization);
+    const position = presented === undefined ? 0 : match(presented);
+    if (position === 0) {
+      // RFC 6750 §3.1: no error code when the request carried no bearer credentials at all.
+      res.setHeader('WWW-Authenticate', presented === undefined ? REALM : `${REALM}, error="invalid_token"`);
+      next(new ScimError(401, undefined, 'Authentication required: a valid bearer token must be presented'));
+      return;
+    }
+    res.locals[ACTOR_LOCAL] = `scim-token#${position}`;
+    next();
+  };
+}

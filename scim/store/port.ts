@@ -1,0 +1,80 @@
+// The directory store port: what the SCIM service and the directory index need from durable
+// storage. Two adapters implement it: SQLite (embedded default) and PostgreSQL (several instances).
+import type { GroupMembership, GroupRecord, MemberRef, ScimAttributes, UserRecord } from '../model.js';
+
+/** An equality lookup the store can answer from an index. Values are compared as the attribute's caseExact says. */
+export type UserKey =
+  | { attr: 'id'; value: string }
+  | { attr: 'userName'; value: string } // case-insensitive
+  | { attr: 'externalId'; value: string } // case-exact
+  | { attr: 'emails.value'; value: string }; // case-insensitive
+
+export type GroupKey =
+  | { attr: 'id'; value: string }
+  | { attr: 'displayName'; value: string } // case-insensitive
+  | { attr: 'externalId'; value: string } // case-exact
+  | { attr: 'members.value'; value: string }; // case-exact
+
+export interface Page<T> {
+  total: number;
+  items: T[];
+}
+
+/** What a committed write changed; emitted after COMMIT, in commit order. */
+export type DirectoryChange =
+  | { type: 'user.upserted'; user: { id: string; userName: string; active: boolean; emails: string[] } }
+  | { type: 'user.deleted'; id: string }
+  | { type: 'group.upserted'; group: { id: string; displayName: string; externalId?: string } }
+  | { type: 'group.deleted'; id: string }
+  | { type: 'members.added'; groupId: string; userIds: string[] }
+  | { type: 'members.removed'; groupId: string; userIds: string[] };
+
+/** The compact rows the in-memory directory index is built from at start. */
+export interface DirectorySnapshot {
+  users: { id: string; userName: string; active: boolean; emails: string[] }[];
+  groups: { id: string; displayName: string; externalId?: string }[];
+  memberships: { groupId: string; userId: string }[];
+}
+
+/**
+ * A pure, synchronous mutation run inside the write transaction with the current state.
+ * Returns the new state, or `undefined` when nothing changes (then nothing is written and
+ * `lastModified` stays, D11). Throws ScimError to abort the whole write (atomic).
+ */
+export type UserMutation = (current: UserRecord) => ScimAttributes | undefined;
+export type GroupMutation = (current: GroupRecord) => { attributes: ScimAttributes; members: MemberRef[] } | undefined;
+
+export interface DirectoryStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Readiness probe: resolves when the store answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  getUser(id: string): Promise<UserRecord | undefined>;
+  /** Users in stable creation order (then id); `key` narrows to an index lookup. */
+  listUsers(opts: { key?: UserKey; offset: number; limit: number }): Promise<Page<UserRecord>>;
+  /** Every user (or those matching `key`) in stable order, in batches; for filters evaluated in JS. */
+  scanUsers(key?: UserKey): AsyncIterable<UserRecord>;
+  /** Direct group memberships of each user id (for the readOnly `groups` attribute, D24). */
+  groupsOfUsers(userIds: string[]): Promise<Map<string, GroupMembership[]>>;
+
+  getGroup(id: string, opts: { members: boolean }): Promise<GroupRecord | undefined>;
+  listGroups(opts: { key?: GroupKey; offset: number; limit: number; members: boolean }): Promise<Page<GroupRecord>>;
+  scanGroups(opts: { key?: GroupKey; members: boolean }): AsyncIterable<GroupRecord>;
+
+  /** 409 uniqueness on a userName taken case-insensitively (D14). */
+  createUser(attributes: ScimAttributes): Promise<UserRecord>;
+  /** 404 when missing, 409 on uniqueness; atomic. */
+  updateUser(id: string, mutate: UserMutation): Promise<UserRecord>;
+  /** Removes the user and its memberships (D26). false when missing. */
+  deleteUser(id: string): Promise<boolean>;
+
+  /** 409 on displayName taken case-insensitively (D13); 400 invalidValue on an unknown member (D12). */
+  createGroup(attributes: ScimAttributes, members: MemberRef[]): Promise<GroupRecord>;
+  updateGroup(id: string, mutate: GroupMutation): Promise<GroupRecord>;
+  deleteGroup(id: string): Promise<boolean>;
+
+  snapshot(): Promise<DirectorySnapshot>;
+  /** Called synchronously after each commit, before the write's promise resolves. */
+  subscribe(listener: (changes: DirectoryChange[]) => void): () => void;
+}
