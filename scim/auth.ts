@@ -37,8 +37,10 @@ export function tokenMatcher(tokens: readonly string[]): (presented: string) => 
 /** Extracts the credentials of an `Authorization: Bearer <token>` header (scheme case-insensitive). */
 export function bearerCredentials(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
-  // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. Extra surrounding whitespace is tolerated.
-  const m = /^[ \t]*([A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)[ \t]*$/.exec(header);
+  // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. Any visible ASCII is accepted as the token,
+  // not only b64token characters: IdP admin UIs let operators paste arbitrary secrets, and a
+  // configured token that could never match would fail silently. Surrounding whitespace is tolerated.
+  const m = /^[ \t]*([A-Za-z]+) +([\x21-\x7e]+)[ \t]*$/.exec(header);
   if (m === null || m[1]!.toLowerCase() !== 'bearer') return undefined;
   return m[2];
 }

@@ -1,0 +1,96 @@
+// `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
+// target is missed. Options: --only scim, --users N, --groups N, --store sqlite|postgres.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createCertificateAuthority, issueCert } from '../demo/certs.js';
+import { startLocalPostgres } from '../demo/local-postgres.js';
+import { runScimBench, type BenchRow } from './scim.js';
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    users: { type: 'string', default: '100000' },
+    groups: { type: 'string', default: '1000' },
+    store: { type: 'string', default: 'sqlite' },
+  },
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+function print(title: string, rows: BenchRow[]): boolean {
+  let ok = true;
+  console.log(`\n## ${title}\n`);
+  console.log('| figure | value | target | |');
+  console.log('|---|---:|---:|---|');
+  for (const r of rows) {
+    const value = r.value >= 100 ? r.value.toFixed(0) : r.value >= 10 ? r.value.toFixed(1) : r.value.toFixed(3);
+    let verdict = '';
+    if (r.target) {
+      const pass = r.value <= r.target.limit;
+      ok &&= pass;
+      verdict = pass ? 'PASS' : 'FAIL';
+    }
+    console.log(`| ${r.name} | ${value} ${r.unit} | ${r.target ? `<= ${r.target.limit} ${r.unit}` : ''} | ${verdict} |`);
+  }
+  return ok;
+}
+
+async function main(): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'rolegate-bench-'));
+  let ok = true;
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    if (values.only === undefined || values.only === 'scim') {
+      let store = `sqlite:${join(dir, 'directory.db')}`;
+      if (values.store === 'postgres') {
+        const pgDir = join(dir, 'pg');
+        await import('node:fs/promises').then((fs) => fs.mkdir(pgDir));
+        const ca = await createCertificateAuthority(pgDir);
+        const cert = await issueCert({ cn: 'localhost', ...ca, dir: pgDir, fileName: 'server' });
+        const password = randomBytes(12).toString('hex');
+        const port = await freePort();
+        const pg = await startLocalPostgres({
+          dir: pgDir, port, superuserPassword: password,
+          tls: { certPath: cert.certPath, keyPath: cert.keyPath },
+          hba: ['host all all 127.0.0.1/32 scram-sha-256'],
+        });
+        stops.push(() => pg.stop());
+        store = `postgres://postgres:${password}@127.0.0.1:${port}/postgres?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca.caCertPath)}`;
+      }
+      const rows = await runScimBench({
+        dir,
+        adminPort: await freePort(),
+        store,
+        users: Number(values.users),
+        groups: Number(values.groups),
+      });
+      ok = print(`SCIM directory (${values.users} users, ${values.groups} groups, ${values.store} store)`, rows) && ok;
+    }
+  } finally {
+    for (const stop of stops) await stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  console.log(ok ? '\nall targets met' : '\nsome targets missed');
+  return ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,155 @@
+// The one config schema (PRODUCT.md §4): zod, strict (unknown keys are errors), safe defaults.
+// Durations become milliseconds; `listen` strings become { host, port }.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      const ms = parseDuration(text ?? fallback);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (examples: 500ms, 15s, 10m, 12h)` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+/** "host:port", "[v6]:port" or ":port". */
+const listen = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      const parsed = parseListen(text ?? fallback);
+      if (parsed === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" is not host:port` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+export function parseListen(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(text.trim());
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  if (port > 65_535) return undefined;
+  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
+  return { host, port };
+}
+
+/** True for 127.0.0.0/8, ::1 and `localhost`: the only places `proxy.allowPlaintext` may listen. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+const nonEmpty = z.string().min(1, 'must not be empty');
+const filePath = nonEmpty;
+const tlsFiles = z.strictObject({ cert: filePath, key: filePath });
+// Shared secrets guard the SCIM and admin APIs; short ones are guessable.
+const bearerToken = z.string().min(16, 'must be at least 16 characters');
+
+// PostgreSQL identifiers are at most NAMEDATALEN-1 = 63 bytes.
+const roleName = nonEmpty.refine((s) => Buffer.byteLength(s) <= 63, 'PostgreSQL role names are at most 63 bytes');
+
+const HMAC = /^HS(256|384|512)$/;
+const algorithm = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'], {
+  error: (issue) =>
+    typeof issue.input === 'string' && (issue.input.toLowerCase() === 'none' || HMAC.test(issue.input))
+      ? `"${issue.input}" is not allowed: rolegate never accepts unsigned or shared-secret (HMAC) tokens`
+      : `unknown algorithm ${JSON.stringify(issue.input)}`,
+});
+
+const credentials = z.union([
+  z.strictObject({ password: nonEmpty }),
+  z.strictObject({ cert: filePath, key: filePath }),
+], { error: 'credentials must be { password } or { cert, key }' });
+
+const proxySection = z
+  .strictObject({
+    listen: listen('0.0.0.0:6432'),
+    tls: tlsFiles.optional(),
+    allowPlaintext: z.boolean().default(false),
+    maxConnections: z.int().min(1).max(1_000_000).default(2000),
+    loginTimeout: duration('15s'),
+    drainTimeout: duration('30s'),
+    allowedOptions: z.array(nonEmpty).default([]),
+  })
+  .superRefine((p, ctx) => {
+    if (p.tls === undefined && !p.allowPlaintext) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'required: clients send tokens, so the proxy listener needs TLS (or allowPlaintext on a loopback address, for development)' });
+    }
+    if (p.allowPlaintext && !isLoopback(p.listen.host)) {
+      ctx.addIssue({ code: 'custom', path: ['allowPlaintext'], message: `only allowed when proxy.listen is a loopback address (it is ${p.listen.host})` });
+    }
+  });
+
+const upstreamSection = z.strictObject({
+  host: nonEmpty,
+  port: z.int().min(1).max(65_535).default(5432),
+  tls: z
+    .strictObject({
+      mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).default('verify-full'),
+      ca: filePath.optional(),
+    })
+    .prefault({}),
+  connectTimeout: duration('10s'),
+  pool: z.strictObject({ idle: z.int().min(0).default(0), idleTimeout: duration('60s') }).prefault({}),
+});
+
+const oidcSection = z.strictObject({
+  issuer: z.url({ protocol: /^https?$/ }),
+  audience: nonEmpty,
+  identityClaim: nonEmpty.default('email'),
+  algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256', 'PS256', 'EdDSA']),
+  clockTolerance: duration('30s'),
+  ca: filePath.optional(),
+  introspection: z.strictObject({ clientId: nonEmpty, clientSecret: nonEmpty }).optional(),
+});
+
+const roleEntry = z.strictObject({
+  role: roleName,
+  groups: z.array(nonEmpty).min(1, 'list at least one group'),
+  databases: z.array(nonEmpty).min(1, 'list at least one database, or "*"'),
+  credentials,
+});
+
+export const configSchema = z
+  .strictObject({
+    proxy: proxySection,
+    upstream: upstreamSection,
+    oidc: oidcSection,
+    directory: z.strictObject({ store: nonEmpty.default('sqlite:data/rolegate.db') }).prefault({}),
+    roles: z.array(roleEntry).min(1, 'list at least one role'),
+    provisioning: z
+      .strictObject({ mode: z.enum(['off', 'per-user']).default('off'), adminUrl: nonEmpty.optional() })
+      .prefault({}),
+    scim: z.strictObject({ tokens: z.array(bearerToken).min(1, 'list at least one token') }).optional(),
+    admin: z
+      .strictObject({ listen: listen('127.0.0.1:8080'), tokens: z.array(bearerToken).default([]), tls: tlsFiles.optional() })
+      .prefault({}),
+    audit: z
+      .strictObject({ file: filePath.default('audit/rolegate.jsonl'), statements: z.boolean().default(true), parameters: z.boolean().default(false) })
+      .prefault({}),
+    session: z
+      .strictObject({ endAtTokenExpiry: z.boolean().default(true), maxDuration: duration('12h'), idleTimeout: duration('0s') })
+      .prefault({}),
+    log: z
+      .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.roles.forEach((r, i) => {
+      if (seen.has(r.role)) ctx.addIssue({ code: 'custom', path: ['roles', i, 'role'], message: `role "${r.role}" is listed twice` });
+      seen.add(r.role);
+    });
+    if (c.provisioning.mode === 'per-user' && c.provisioning.adminUrl === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['provisioning', 'adminUrl'], message: 'required when provisioning.mode is per-user' });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;

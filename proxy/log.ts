@@ -1,0 +1,16 @@
+// The process logger (pino, JSON lines on stdout). Secrets are redacted by path as a second line of
+// defence: code must not log them in the first place.
+import { pino, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+const REDACT = [
+  'password', '*.password', 'token', '*.token', 'tokens', '*.tokens', 'clientSecret', '*.clientSecret',
+  'authorization', '*.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
+];
+
+/** A logger at `level`; `destination` defaults to stdout (tests pass a stream). */
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  const opts = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } };
+  return destination ? pino(opts, destination) : pino(opts);
+}

@@ -1,0 +1,81 @@
+// The composition root and CLI entry: the only reader of process.env and argv, the only place that
+// installs signal handlers and chooses exit codes (0 ok, 1 failure, 2 usage or config error).
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { EXIT, USAGE, UsageError, parseArgs } from './cli/args.js';
+import { loadConfigFile } from './config/load.js';
+import { createLogger } from './log.js';
+import { startServer } from './serve.js';
+
+/** Runs one CLI command and sets `process.exitCode` (serve keeps running until a signal). */
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    const cmd = parseArgs(argv);
+    switch (cmd.name) {
+      case 'help':
+        process.stdout.write(USAGE + '\n');
+        return;
+      case 'version':
+        process.stdout.write(packageVersion() + '\n');
+        return;
+      case 'config-check': {
+        const result = await loadConfigFile(cmd.config, process.env);
+        if (!result.ok) return fail(EXIT.usage, result.problems.map((p) => `${cmd.config}: ${p.path}: ${p.message}`));
+        process.stdout.write(`${cmd.config}: ok\n`);
+        return;
+      }
+      case 'serve':
+        return await serve(cmd.config);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) return fail(EXIT.usage, [err.message, 'run "rolegate help" for usage']);
+    return fail(EXIT.failure, [oneLine(err)]);
+  }
+}
+
+async function serve(configFile: string): Promise<void> {
+  const result = await loadConfigFile(configFile, process.env);
+  if (!result.ok) return fail(EXIT.usage, result.problems.map((p) => `${configFile}: ${p.path}: ${p.message}`));
+  const config = result.config;
+  const logger = createLogger(config.log.level);
+  const instance = process.env.ROLEGATE_INSTANCE ?? `${hostname()}:${process.pid}`;
+  let server;
+  try {
+    server = await startServer(config, { logger, instance });
+  } catch (err) {
+    logger.error({ err }, 'start failed');
+    return fail(EXIT.failure, [`cannot start: ${oneLine(err)}`]);
+  }
+  const running = server;
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    void running.close().then(() => {
+      logger.info('stopped');
+      logger.flush();
+      process.exit(EXIT.ok);
+    });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled rejection');
+    logger.flush();
+    process.exit(EXIT.failure);
+  });
+}
+
+function fail(code: number, lines: string[]): void {
+  for (const l of lines) process.stderr.write(`rolegate: ${l}\n`);
+  process.exitCode = code;
+}
+
+/** Errors reach the terminal as one line: never a stack trace. */
+function oneLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0] ?? 'error';
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}

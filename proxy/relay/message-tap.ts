@@ -1,0 +1,114 @@
+// Follows the message boundaries of a typed-message stream (type byte + int32 length that counts
+// itself) as chunks flow past, keeping at most `maxPrefix` body bytes of the types the audit reads.
+// The caller forwards the chunks unchanged; the tap never buffers a whole message, so a 1 GB DataRow
+// costs a counter, not memory.
+import type { RawMessage } from '../wire/message-types.js';
+import { WireError, WireErrorCode } from '../wire/wire-error.js';
+
+export interface MessageTapOptions {
+  /** Body bytes kept per interesting message (e.g. the start of a query text). */
+  readonly maxPrefix: number;
+  /** Types whose prefix is copied; every other message is reported with an empty prefix. */
+  readonly interesting: ReadonlySet<number> | ((type: number) => boolean);
+  /** Called when a message's last byte has passed. `prefix` is the tap's own copy. */
+  onMessage(msg: RawMessage): void;
+  /** Called once when the stream stops making sense; the tap ignores everything after it. */
+  onViolation?(error: WireError): void;
+}
+
+export interface MessageTap {
+  /** Feeds the next chunk of the stream. Never throws for any bytes (only if a callback throws). */
+  push(chunk: Buffer): void;
+  /** The violation that stopped the tap, if any. */
+  readonly violation: WireError | undefined;
+  /**
+   * True when every byte pushed so far ends a whole message: a message of our own (a FATAL) can be
+   * written to the same stream without splitting one that is in flight.
+   */
+  readonly atBoundary: boolean;
+}
+
+const HEADER = 5;
+const EMPTY = Buffer.alloc(0);
+
+/** Creates a tap for one direction of one session. */
+export function createMessageTap(options: MessageTapOptions): MessageTap {
+  const { maxPrefix, onMessage, onViolation } = options;
+  if (!Number.isInteger(maxPrefix) || maxPrefix < 0) throw new RangeError('maxPrefix must be a non-negative integer');
+  // A 256-entry table: one indexed load per message instead of a Set lookup or a call.
+  const keep = new Uint8Array(256);
+  for (let t = 0; t < 256; t++) {
+    const yes = typeof options.interesting === 'function' ? options.interesting(t) : options.interesting.has(t);
+    keep[t] = yes && maxPrefix > 0 ? 1 : 0;
+  }
+
+  const header = Buffer.alloc(HEADER);
+  let headerFill = 0;
+  let type = 0;
+  let length = 0;
+  let remaining = 0;
+  let prefix: Buffer | undefined;
+  let prefixFill = 0;
+  let violation: WireError | undefined;
+
+  function emit(): void {
+    const p = prefix ?? EMPTY;
+    prefix = undefined;
+    onMessage({ type, length, prefix: p });
+  }
+
+  function push(chunk: Buffer): void {
+    if (violation !== undefined) return;
+    const n = chunk.length;
+    let off = 0;
+    while (off < n) {
+      if (remaining > 0) {
+        const take = remaining < n - off ? remaining : n - off;
+        if (prefix !== undefined && prefixFill < prefix.length) {
+          const c = Math.min(take, prefix.length - prefixFill);
+          chunk.copy(prefix, prefixFill, off, off + c);
+          prefixFill += c;
+        }
+        off += take;
+        remaining -= take;
+        if (remaining === 0) emit();
+        continue;
+      }
+      if (headerFill === 0 && n - off >= HEADER) {
+        type = chunk[off] as number;
+        length = chunk.readInt32BE(off + 1);
+        off += HEADER;
+      } else {
+        const c = Math.min(HEADER - headerFill, n - off);
+        chunk.copy(header, headerFill, off, off + c);
+        headerFill += c;
+        off += c;
+        if (headerFill < HEADER) return;
+        headerFill = 0;
+        type = header[0] as number;
+        length = header.readInt32BE(1);
+      }
+      // Signed read: lengths of 2^31 and more come out negative and are refused here too.
+      if (length < 4) {
+        violation = new WireError(WireErrorCode.invalidMessageLength, 'invalid message length');
+        onViolation?.(violation);
+        return;
+      }
+      remaining = length - 4;
+      prefixFill = 0;
+      // allocUnsafe is safe: the prefix is filled completely before it is emitted.
+      prefix = keep[type] === 1 && remaining > 0 ? Buffer.allocUnsafe(Math.min(maxPrefix, remaining)) : undefined;
+      if (remaining === 0) emit();
+    }
+  }
+
+  return {
+    push,
+    get violation(): WireError | undefined {
+      return violation;
+    },
+    get atBoundary(): boolean {
+      return violation === undefined && remaining === 0 && headerFill === 0;
+    },
+  };
+}

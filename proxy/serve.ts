@@ -1,0 +1,232 @@
+// `rolegate serve`: builds every long-lived part from a validated config and starts the proxy and
+// admin listeners. The composition root (main.ts) owns process concerns (env, signals, exit codes);
+// this file owns the wiring and the orderly shutdown.
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import { createAdminApp } from '../admin/app.js';
+import { DirectoryIndex } from '../scim/directory-index.js';
+import { createScimRouter } from '../scim/router.js';
+import { ScimService } from '../scim/service.js';
+import { openStore } from '../scim/store/open.js';
+import type { DirectoryStore } from '../scim/store/port.js';
+import { createAuditEmitter } from './audit/emitter.js';
+import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
+import type { Config } from './config/schema.js';
+import { ProxyListener } from './listener.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { SessionRegistry } from './registry.js';
+import type { RoleWithCredentials, SessionDeps, UpstreamTarget } from './session/deps.js';
+import { followRevocations, recheckAll } from './session/revocation.js';
+import { ServerTls } from './tls/server-tls.js';
+
+export interface RunningServer {
+  readonly proxy: { host: string; port: number };
+  readonly admin: { host: string; port: number; protocol: 'http' | 'https' };
+  readonly store: DirectoryStore;
+  readonly directory: DirectoryIndex;
+  readonly registry: SessionRegistry;
+  readonly metrics: Metrics;
+  /** SIGHUP: roles and their credentials, certificates; live sessions are re-decided. */
+  reload(config: Readonly<Config>): Promise<void>;
+  /** Stops accepting, drains sessions (proxy.drainTimeout), closes listeners and the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ServeDeps {
+  logger: Logger;
+  /** This instance's name in audit events and the session list. */
+  instance: string;
+  now?: () => number;
+}
+
+/** Starts rolegate from `config`; rejects (after cleaning up) when a listener or the store cannot start. */
+export async function startServer(config: Readonly<Config>, deps: ServeDeps): Promise<RunningServer> {
+  const { logger } = deps;
+  const metrics = createMetrics();
+  const audit = createAuditEmitter({ logger, instance: deps.instance });
+  const store = await openStore(config.directory.store);
+  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  try {
+    const directory = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
+    logger.info({ store: store.kind, ...directory.stats() }, 'directory loaded');
+
+    const verifier = createTokenVerifier({
+      issuer: config.oidc.issuer,
+      audience: config.oidc.audience,
+      algorithms: config.oidc.algorithms,
+      clockToleranceSec: config.oidc.clockTolerance / 1000,
+      identityClaim: config.oidc.identityClaim,
+      ...(config.oidc.ca ? { ca: await readFile(config.oidc.ca, 'utf8') } : {}),
+      ...(config.oidc.introspection ? { introspection: config.oidc.introspection } : {}),
+    });
+    cleanups.push(async () => verifier.close());
+
+    let roles = await loadRoles(config);
+    let upstream = await upstreamTarget(config);
+    const tls = config.proxy.tls ? await ServerTls.load(config.proxy.tls) : undefined;
+    const registry = new SessionRegistry();
+    const unfollow = followRevocations(directory, registry, metrics);
+    cleanups.push(async () => unfollow());
+
+    const sessionDeps: SessionDeps = {
+      settings: {
+        allowPlaintext: config.proxy.allowPlaintext,
+        loginTimeoutMs: config.proxy.loginTimeout,
+        allowedOptions: config.proxy.allowedOptions,
+        endAtTokenExpiry: config.session.endAtTokenExpiry,
+        maxDurationMs: config.session.maxDuration,
+        idleTimeoutMs: config.session.idleTimeout,
+      },
+      tls,
+      verifier,
+      directory,
+      roles: () => roles,
+      upstream: () => upstream,
+      registry,
+      audit,
+      metrics,
+      logger,
+      instance: deps.instance,
+      now: deps.now ?? Date.now,
+    };
+    const listener = new ProxyListener(sessionDeps, { maxConnections: config.proxy.maxConnections });
+    const proxyAddr = await listener.listen(config.proxy.listen.host, config.proxy.listen.port);
+    // Drain first on close: sessions end before the store and the admin API go away.
+    cleanups.unshift(() => listener.drain(config.proxy.drainTimeout));
+    logger.info({ proxy: `${proxyAddr.address}:${proxyAddr.port}`, tls: tls !== undefined }, 'proxy listener ready');
+
+    const service = new ScimService({ store, audit: (e) => audit({ type: 'directory.change', ...e }) });
+    const scimTokens = config.scim?.tokens ?? [];
+    if (scimTokens.length === 0) logger.warn('scim.tokens is not set: the SCIM endpoint refuses every request');
+    const scim = createScimRouter({
+      service,
+      tokens: scimTokens,
+      metrics: { onRequest: (method, status) => metrics.scimRequests.inc({ method, status: String(status) }) },
+      logger,
+    });
+    const app = createAdminApp({
+      scim,
+      ready: () => readiness(store, verifier, () => upstream, logger),
+      metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
+      logger,
+    });
+
+    const server: Server = config.admin.tls
+      ? createHttpsServer({ cert: await readFile(config.admin.tls.cert), key: await readFile(config.admin.tls.key), minVersion: 'TLSv1.2' }, app)
+      : createHttpServer(app);
+    // Slow-loris bounds for a listener that may face an IdP over the internet.
+    server.headersTimeout = 30_000;
+    server.requestTimeout = 120_000;
+    await listen(server, config.admin.listen.host, config.admin.listen.port);
+    cleanups.splice(1, 0, () => closeServer(server));
+    const addr = server.address() as AddressInfo;
+    const admin = { host: addr.address, port: addr.port, protocol: config.admin.tls ? ('https' as const) : ('http' as const) };
+    logger.info({ admin: `${admin.protocol}://${admin.host}:${admin.port}` }, 'admin listener ready');
+
+    let closing: Promise<void> | undefined;
+    return {
+      proxy: { host: proxyAddr.address, port: proxyAddr.port },
+      admin,
+      store,
+      directory,
+      registry,
+      metrics,
+      async reload(next) {
+        roles = await loadRoles(next);
+        upstream = await upstreamTarget(next);
+        if (tls && next.proxy.tls) await tls.reload(next.proxy.tls);
+        const ended = recheckAll(registry);
+        logger.info({ roles: roles.length, sessionsEnded: ended }, 'configuration reloaded');
+      },
+      close: () => (closing ??= runAll(cleanups, logger)),
+    };
+  } catch (err) {
+    await runAll(cleanups, logger);
+    throw err;
+  }
+}
+
+/** Roles with their credentials in memory: certificate files are read once here, not per login. */
+async function loadRoles(config: Readonly<Config>): Promise<RoleWithCredentials[]> {
+  return Promise.all(
+    config.roles.map(async (r) => ({
+      role: r.role,
+      groups: r.groups,
+      databases: r.databases,
+      credentials: 'password' in r.credentials
+        ? { password: r.credentials.password }
+        : { cert: await readFile(r.credentials.cert), key: await readFile(r.credentials.key) },
+    })),
+  );
+}
+
+async function upstreamTarget(config: Readonly<Config>): Promise<UpstreamTarget> {
+  const { host, port, tls, connectTimeout } = config.upstream;
+  return {
+    host,
+    port,
+    tls: { mode: tls.mode, ...(tls.ca ? { ca: await readFile(tls.ca) } : {}) },
+    connectTimeoutMs: connectTimeout,
+  };
+}
+
+/** PRODUCT.md §5 /readyz: the store, the issuer's keys and the upstream all answer. */
+async function readiness(store: DirectoryStore, verifier: TokenVerifier, upstream: () => UpstreamTarget, logger: Logger): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const checks: [string, () => Promise<void>][] = [
+    ['directory store unreachable', () => store.ping()],
+    ['identity provider keys unreachable', () => verifier.ready()],
+    ['upstream database unreachable', () => tcpReachable(upstream().host, upstream().port, 3_000)],
+  ];
+  for (const [reason, check] of checks) {
+    try {
+      await check();
+    } catch (err) {
+      logger.warn({ err }, `readiness: ${reason}`);
+      return { ok: false, reason };
+    }
+  }
+  return { ok: true };
+}
+
+function tcpReachable(host: string, port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error('timed out')));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
+async function runAll(steps: (() => Promise<void>)[], logger: Logger): Promise<void> {
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      logger.warn({ err }, 'shutdown step failed');
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// What a client session needs from the rest of the process; built once by the composition root.
+import type { TokenVerifier } from '../auth/index.js';
+import type { AuditEmit } from '../audit/emitter.js';
+import type { RoleRule } from '../authz/decide.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { SessionRegistry } from '../registry.js';
+import type { ServerTls } from '../tls/server-tls.js';
+import type { UpstreamCredentials, UpstreamTls } from '../upstream/index.js';
+import type { PersonMatch } from '../../scim/directory-index.js';
+
+/** A `roles` entry with its credentials loaded (certificate files read into memory). */
+export interface RoleWithCredentials extends RoleRule {
+  readonly credentials: UpstreamCredentials;
+}
+
+export interface SessionSettings {
+  readonly allowPlaintext: boolean;
+  readonly loginTimeoutMs: number;
+  readonly allowedOptions: readonly string[];
+  readonly endAtTokenExpiry: boolean;
+  /** 0 = no limit. */
+  readonly maxDurationMs: number;
+  /** 0 = no limit. */
+  readonly idleTimeoutMs: number;
+}
+
+export interface UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: UpstreamTls;
+  readonly connectTimeoutMs: number;
+}
+
+export interface SessionDeps {
+  readonly settings: SessionSettings;
+  /** Undefined only with allowPlaintext (no certificate configured). */
+  readonly tls: ServerTls | undefined;
+  readonly verifier: Pick<TokenVerifier, 'verify'>;
+  readonly directory: { findPerson(identity: string): PersonMatch };
+  /** The current roles (replaced on SIGHUP). */
+  roles(): readonly RoleWithCredentials[];
+  readonly upstream: () => UpstreamTarget;
+  readonly registry: SessionRegistry;
+  readonly audit: AuditEmit;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly instance: string;
+  /** Milliseconds since the epoch; injectable for tests. */
+  readonly now: () => number;
+}

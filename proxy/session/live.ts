@@ -1,0 +1,233 @@
+// A logged-in session: the login reply with a rolegate-issued cancel key, the relay with its taps,
+// the session timers, and the one `end` path for every way a live session stops (pgbouncer's
+// disconnect_client): audit, metrics, registry and both sockets are settled exactly once.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { VerifiedToken } from '../auth/index.js';
+import { decideRole, type Decision } from '../authz/decide.js';
+import type { EndByProxy, LiveSession, SessionSnapshot } from '../registry.js';
+import { createMessageTap } from '../relay/message-tap.js';
+import { relay, type RelayEndReason } from '../relay/pipe.js';
+import { sendCancel, type UpstreamConnection } from '../upstream/index.js';
+import { authenticationOk, backendKeyData, errorResponse, parameterStatus, readyForQuery, type TransactionStatus } from '../wire/backend-writer.js';
+import { BackendType, FrontendType } from '../wire/message-types.js';
+import { SqlState } from '../wire/sqlstate.js';
+import type { Logger } from '../log.js';
+import type { RoleWithCredentials, SessionDeps } from './deps.js';
+import type { ClientInfo } from './session.js';
+
+/** The client-facing text of each end rolegate causes (FATAL 57P01, PRODUCT.md §2 step 9). */
+const END_MESSAGE: Record<EndByProxy, string> = {
+  revoked: 'access revoked',
+  token_expired: 'token expired',
+  admin_kill: 'terminated by administrator',
+  shutdown: 'server shutting down',
+  max_duration: 'session exceeded its maximum duration',
+  idle_timeout: 'session idle for too long',
+};
+
+/** Terminate ('X', length 4): a polite goodbye to the upstream backend. */
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
+// setTimeout takes at most 2^31-1 ms (about 24.8 days); longer waits are re-armed.
+const MAX_TIMER_MS = 0x7fffffff;
+
+export interface LiveSessionInput {
+  id: string;
+  deps: SessionDeps;
+  client: ClientInfo;
+  stream: Socket | TLSSocket;
+  /** Client bytes read past the PasswordMessage. */
+  rest: Buffer;
+  upstream: UpstreamConnection;
+  decision: Extract<Decision<RoleWithCredentials>, { kind: 'allow' }>;
+  verified: VerifiedToken;
+  requestedUser: string;
+  database: string;
+  application: string;
+  log: Logger;
+  onEnd: () => void;
+}
+
+/** Answers the login, registers the session and relays until one side or rolegate ends it. */
+export function startLiveSession(input: LiveSessionInput): LiveSession {
+  const { deps, stream, upstream, decision, verified, log, id } = input;
+  const startedAt = deps.now();
+  const role = decision.rule.role;
+  const cancelKey = deps.registry.newCancelKey();
+  let statements = 0;
+  let lastClientActivity = startedAt;
+  // Whether the upstream may be busy: the client sent something the server has not answered with
+  // ReadyForQuery yet. Decides whether an end by rolegate must also cancel the running query.
+  let busy = false;
+  let ended = false;
+  const timers: NodeJS.Timeout[] = [];
+
+  // One write for the whole login reply: AuthenticationOk, the upstream's ParameterStatus values,
+  // our BackendKeyData (the client never learns the upstream's key), ReadyForQuery.
+  const reply: Buffer[] = [authenticationOk()];
+  for (const [name, value] of upstream.parameters) reply.push(parameterStatus(name, value));
+  reply.push(backendKeyData(cancelKey.pid, cancelKey.secret));
+  reply.push(readyForQuery(upstream.transactionStatus as TransactionStatus));
+  stream.write(Buffer.concat(reply));
+
+  upstream.socket.on('error', (err) => log.debug({ err }, 'upstream socket error'));
+  if (upstream.pending.length > 0) upstream.socket.unshift(upstream.pending);
+  if (input.rest.length > 0) stream.unshift(input.rest);
+
+  const fromClient = createMessageTap({
+    maxPrefix: 0,
+    interesting: () => false,
+    onMessage: (msg) => {
+      busy = true;
+      if (msg.type === FrontendType.query || msg.type === FrontendType.execute || msg.type === FrontendType.functionCall) {
+        statements++;
+        deps.metrics.statements.inc();
+      }
+    },
+  });
+  const fromServer = createMessageTap({
+    maxPrefix: 0,
+    interesting: () => false,
+    onMessage: (msg) => {
+      if (msg.type === BackendType.readyForQuery) busy = false;
+    },
+  });
+  const pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd);
+  if (deps.settings.idleTimeoutMs > 0) {
+    stream.on('data', () => (lastClientActivity = deps.now()));
+  }
+
+  const session: LiveSession = {
+    id,
+    personId: decision.personId,
+    cancelKey,
+    snapshot,
+    cancel: () => sendCancel({ host: deps.upstream().host, port: deps.upstream().port, tls: deps.upstream().tls, backendKey: upstream.backendKey }),
+    end: (reason) => endByProxy(reason),
+    recheck,
+  };
+  deps.registry.add(session);
+  deps.metrics.sessionsActive.inc();
+  armTimers();
+
+  deps.audit({
+    type: 'session.start',
+    session: id,
+    client: { address: input.client.address, port: input.client.port },
+    tls: input.client.tls ?? null,
+    person: { userName: decision.userName, id: decision.personId },
+    token: { iss: verified.claims.iss, sub: verified.claims.sub, jti: verified.claims.jti ?? null, exp: verified.claims.exp ?? null },
+    groups: decision.groups.map((g) => g.displayName),
+    requestedUser: input.requestedUser,
+    database: input.database,
+    role,
+    application: input.application,
+  });
+  log.info({ person: decision.userName, role, database: input.database }, 'session started');
+  return session;
+
+  function snapshot(): SessionSnapshot {
+    return {
+      id,
+      person: decision.userName,
+      personId: decision.personId,
+      role,
+      database: input.database,
+      client: { address: input.client.address, port: input.client.port },
+      started: new Date(startedAt).toISOString(),
+      statements,
+      instance: deps.instance,
+    };
+  }
+
+  function recheck(): boolean {
+    if (ended) return false;
+    const match = deps.directory.findPerson(verified.identity);
+    const now = decideRole({ identity: verified.identity, match, requestedUser: input.requestedUser, database: input.database, rules: deps.roles() });
+    // Same person, same role, or the session goes: a role that changed under a live session is
+    // a different grant from the one the client logged in with.
+    if (now.kind === 'allow' && now.personId === decision.personId && now.rule.role === role) return false;
+    log.info({ person: decision.userName, role, because: now.kind === 'deny' ? now.reason : 'role_changed' }, 'access revoked');
+    endByProxy('revoked');
+    return true;
+  }
+
+  function armTimers(): void {
+    const { endAtTokenExpiry, maxDurationMs, idleTimeoutMs } = deps.settings;
+    const exp = verified.claims.exp;
+    if (endAtTokenExpiry && typeof exp === 'number') at(exp * 1000, () => endByProxy('token_expired'));
+    if (maxDurationMs > 0) at(startedAt + maxDurationMs, () => endByProxy('max_duration'));
+    if (idleTimeoutMs > 0) {
+      const check = (): void => {
+        const idleUntil = lastClientActivity + idleTimeoutMs;
+        if (deps.now() >= idleUntil && !busy) endByProxy('idle_timeout');
+        else at(Math.max(idleUntil, deps.now() + 1000), check);
+      };
+      at(startedAt + idleTimeoutMs, check);
+    }
+  }
+
+  function at(when: number, fn: () => void): void {
+    const wait = when - deps.now();
+    const t = setTimeout(wait > MAX_TIMER_MS ? () => at(when, fn) : fn, Math.max(0, Math.min(wait, MAX_TIMER_MS)));
+    t.unref();
+    timers.push(t);
+  }
+
+  function onRelayEnd(reason: RelayEndReason, info: { error?: Error }): void {
+    if (info.error) log.debug({ err: info.error }, 'relay ended with an error');
+    if (reason === 'client_exit') {
+      // The client's Terminate (if any) was relayed; close our side of the upstream too.
+      upstream.socket.end();
+      stream.end();
+    } else if (reason === 'upstream_closed') {
+      // Whatever the server said last (e.g. its own FATAL) has been relayed already.
+      stream.end();
+      upstream.socket.destroy();
+    } else {
+      stream.destroy();
+      upstream.socket.destroy();
+    }
+    finish(reason);
+  }
+
+  function endByProxy(reason: EndByProxy): void {
+    if (ended) return;
+    pipe.stop();
+    // A FATAL between two server messages is readable; in the middle of one it would corrupt the
+    // stream, so then the connection is closed without it.
+    if (fromServer.atBoundary) stream.end(errorResponse({ severity: 'FATAL', code: SqlState.adminShutdown, message: END_MESSAGE[reason] }));
+    else stream.destroy();
+    setTimeout(() => stream.destroy(), 2_000).unref();
+    if (busy) {
+      session.cancel().catch((err: unknown) => log.debug({ err }, 'cancel on session end failed'));
+    }
+    upstream.socket.end(TERMINATE);
+    setTimeout(() => upstream.socket.destroy(), 2_000).unref();
+    finish(reason);
+  }
+
+  function finish(reason: string): void {
+    if (ended) return;
+    ended = true;
+    for (const t of timers) clearTimeout(t);
+    deps.registry.remove(session);
+    deps.metrics.sessionsActive.dec();
+    deps.metrics.sessionsTotal.inc({ outcome: reason });
+    deps.metrics.bytes.inc({ direction: 'in' }, pipe.bytesIn);
+    deps.metrics.bytes.inc({ direction: 'out' }, pipe.bytesOut);
+    if (reason === 'revoked') deps.metrics.revocations.inc();
+    deps.audit({
+      type: 'session.end',
+      session: id,
+      reason,
+      ms: deps.now() - startedAt,
+      bytesIn: pipe.bytesIn,
+      bytesOut: pipe.bytesOut,
+      statements,
+    });
+    log.info({ reason, statements }, 'session ended');
+    input.onEnd();
+  }
+}

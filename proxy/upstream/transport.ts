@@ -1,0 +1,187 @@
+// Sockets to the upstream: TCP dial, SSLRequest negotiation and the TLS upgrade with libpq's sslmode semantics.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import { serialize } from 'pg-protocol';
+import { UpstreamError, UpstreamErrorCode, fromSocketError } from './errors.js';
+
+/** libpq sslmode values rolegate supports (no `allow`/`prefer`: a downgrade must be explicit). */
+export const TlsMode = {
+  disable: 'disable',
+  require: 'require',
+  verifyCa: 'verify-ca',
+  verifyFull: 'verify-full',
+} as const;
+export type TlsMode = (typeof TlsMode)[keyof typeof TlsMode];
+
+export type UpstreamTls = {
+  mode: TlsMode;
+  /** PEM CA bundle that signs the server certificate. */
+  ca?: string | Buffer;
+  /** Name to send as SNI and to verify under verify-full; defaults to the host. */
+  servername?: string;
+};
+
+/** PEM client certificate and key for `cert` authentication. */
+export type ClientCertificate = { cert: string | Buffer; key: string | Buffer };
+
+/** Opens a TCP connection; resolves once connected. */
+export function dial(host: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    // libpq sets TCP_NODELAY and keepalives; login messages are small and latency-bound.
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    const onError = (err: Error): void => {
+      socket.destroy();
+      reject(fromSocketError(err, 'tcp'));
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+const SSL_ACCEPTED = 0x53; // 'S'
+const SSL_REFUSED = 0x4e; // 'N'
+
+/**
+ * Sends SSLRequest and reads the one-byte answer. Bytes after the answer, before our TLS
+ * handshake, are refused: they could only have been injected in plaintext by a man in the middle
+ * (CVE-2021-23222, libpq's fix for the same).
+ */
+export function requestTls(socket: net.Socket): Promise<'accepted' | 'refused'> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      cleanup();
+      socket.pause();
+      const answer = chunk[0];
+      if (chunk.length !== 1) {
+        reject(new UpstreamError(UpstreamErrorCode.protocol, 'unexpected data after SSLRequest answer'));
+      } else if (answer === SSL_ACCEPTED) {
+        resolve('accepted');
+      } else if (answer === SSL_REFUSED) {
+        resolve('refused');
+      } else {
+        // 'E' comes from servers that predate SSLRequest or reject the connection outright.
+        reject(new UpstreamError(UpstreamErrorCode.tls, `SSLRequest answered with byte ${answer}`));
+      }
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(fromSocketError(err, 'tls'));
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new UpstreamError(UpstreamErrorCode.unreachable, 'connection closed after SSLRequest'));
+    };
+    socket.on('data', onData);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    socket.write(serialize.requestSsl());
+  });
+}
+
+/**
+ * Checks what a TLS mode needs before any byte is sent: libpq refuses verify-ca without a root
+ * certificate, and verify-full without one uses the system roots (libpq's sslrootcert=system).
+ */
+export function checkTlsConfig(settings: UpstreamTls, clientCert: ClientCertificate | undefined): void {
+  if (settings.mode === TlsMode.disable && clientCert !== undefined) {
+    throw new UpstreamError(UpstreamErrorCode.tls, 'a client certificate needs TLS, but upstream.tls.mode is disable');
+  }
+  if (settings.mode === TlsMode.verifyCa && settings.ca === undefined) {
+    throw new UpstreamError(UpstreamErrorCode.tls, 'verify-ca needs a CA certificate');
+  }
+}
+
+/** True when the mode authenticates the server (chain verified). */
+export function verifiesServer(settings: UpstreamTls): boolean {
+  // libpq: "if a root CA file exists, sslmode=require behaves like verify-ca".
+  if (settings.mode === TlsMode.disable) return false;
+  return settings.mode !== TlsMode.require || settings.ca !== undefined;
+}
+
+/** Runs the TLS handshake over an SSLRequest-accepted socket; resolves once the server is verified per mode. */
+export function upgradeTls(
+  socket: net.Socket,
+  host: string,
+  settings: UpstreamTls,
+  clientCert: ClientCertificate | undefined,
+): Promise<tls.TLSSocket> {
+  const name = settings.servername ?? host;
+  const verify = verifiesServer(settings);
+  const options: tls.ConnectionOptions = {
+    socket,
+    // PostgreSQL's ssl_min_protocol_version default.
+    minVersion: 'TLSv1.2',
+    // libpq 17 sends ALPN "postgresql"; older servers ignore it, newer ones accept it.
+    ALPNProtocols: ['postgresql'],
+    rejectUnauthorized: verify,
+    // RFC 6066 §3: SNI carries host names only, never IP literals.
+    ...(net.isIP(name) === 0 ? { servername: name } : {}),
+    ...(settings.ca === undefined ? {} : { ca: settings.ca }),
+    ...(clientCert === undefined ? {} : { cert: clientCert.cert, key: clientCert.key }),
+    // verify-full checks the name (DNS or IP SAN) against the certificate; verify-ca and require
+    // with a CA check the chain only, like libpq.
+    checkServerIdentity:
+      settings.mode === TlsMode.verifyFull ? (_hostname, cert) => tls.checkServerIdentity(name, cert) : () => undefined,
+  };
+  return new Promise((resolve, reject) => {
+    let secure: tls.TLSSocket;
+    try {
+      secure = tls.connect(options);
+    } catch (err) {
+      // Bad PEM in ca/cert/key throws synchronously from createSecureContext.
+      reject(new UpstreamError(UpstreamErrorCode.tls, 'invalid TLS material', { cause: err }));
+      return;
+    }
+    const cleanup = (): void => {
+      secure.off('error', onError);
+      secure.off('close', onClose);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      secure.destroy();
+      reject(fromSocketError(err, 'tls'));
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new UpstreamError(UpstreamErrorCode.tls, 'connection closed during TLS handshake'));
+    };
+    secure.once('error', onError);
+    secure.once('close', onClose);
+    secure.once('secureConnect', () => {
+      cleanup();
+      resolve(secure);
+    });
+  });
+}
+
+/** Opens the transport a mode asks for: plain TCP, or SSLRequest + TLS (refused 'N' is an error). */
+export async function openTransport(
+  host: string,
+  port: number,
+  settings: UpstreamTls,
+  clientCert: ClientCertificate | undefined,
+  track: (socket: net.Socket) => void,
+): Promise<net.Socket | tls.TLSSocket> {
+  const raw = await dial(host, port);
+  track(raw);
+  if (settings.mode === TlsMode.disable) return raw;
+  // The raw socket stays wrapped under TLS; an error on it must not go unhandled once we return.
+  raw.on('error', () => raw.destroy());
+  if ((await requestTls(raw)) === 'refused') {
+    throw new UpstreamError(UpstreamErrorCode.tls, `server does not accept TLS, but upstream.tls.mode is ${settings.mode}`);
+  }
+  const secure = await upgradeTls(raw, host, settings, clientCert);
+  track(secure);
+  return secure;
+}

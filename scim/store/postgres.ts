@@ -1,0 +1,559 @@
+// The shared directory store on PostgreSQL: several rolegate instances, one database (rg_* tables).
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { ScimError } from '../errors.js';
+import type { GroupMembership, GroupRecord, MemberRef, ScimAttributes, UserRecord } from '../model.js';
+import { ChangeFeed } from './change-feed.js';
+import {
+  displayNameTaken,
+  groupChange,
+  groupColumns,
+  groupKeyValue,
+  groupNotFound,
+  normalizeMembers,
+  notAUser,
+  pageBounds,
+  userChange,
+  userColumns,
+  userKeyValue,
+  userNameTaken,
+  userNotFound,
+  type UserColumns,
+} from './derive.js';
+import { diffMembers } from './member-diff.js';
+import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
+import { migratePostgres } from './postgres-migrate.js';
+import type {
+  DirectoryChange,
+  DirectorySnapshot,
+  DirectoryStore,
+  GroupKey,
+  GroupMutation,
+  Page,
+  UserKey,
+  UserMutation,
+} from './port.js';
+import { SerialQueue } from './serial-queue.js';
+
+/**
+ * Transaction-scoped advisory lock taken first by every write (MIGRATION_LOCK_KEY + 1). Writes from
+ * all instances are serialized, so: read-modify-write (PATCH) never loses an update, uniqueness
+ * pre-checks cannot race, `seq` follows commit order, and rg_changes rows become visible in seq order.
+ * SCIM write rates are low (an IdP pushes one change at a time), so one lock costs nothing that matters.
+ */
+const WRITE_LOCK_KEY = '8246126309927617638';
+const SCAN_BATCH = 500;
+/** The NOTIFY channel a later fan-out LISTENs on; the payload is {"seq","origin"} of an rg_changes row. */
+export const CHANGE_CHANNEL = 'rolegate_directory';
+/** rg_changes rows are kept this long: long enough for a follower that reconnects to catch up. */
+const CHANGE_RETENTION = '1 day';
+const PRUNE_EVERY_WRITES = 1000;
+
+// WHERE fragments per key with the key value as $1: constants chosen by `attr`, never built from input.
+const USER_WHERE: Record<UserKey['attr'], string> = {
+  id: 'id = $1',
+  userName: 'user_name_lc = $1',
+  externalId: 'external_id = $1',
+  'emails.value': 'id IN (SELECT user_id FROM rg_user_emails WHERE email_lc = $1)',
+};
+const GROUP_WHERE: Record<GroupKey['attr'], string> = {
+  id: 'id = $1',
+  displayName: 'display_name_lc = $1',
+  externalId: 'external_id = $1',
+  'members.value': 'id IN (SELECT group_id FROM rg_members WHERE user_id = $1)',
+};
+
+interface ResourceRow {
+  seq: string;
+  id: string;
+  created: string;
+  last_modified: string;
+  /** `json` columns arrive parsed. */
+  attributes: ScimAttributes;
+}
+interface MemberRow {
+  group_id: string;
+  user_id: string;
+  display: string | null;
+  pos: string;
+}
+
+type Write<T> = (c: pg.PoolClient) => Promise<{ result: T; changes: DirectoryChange[] }>;
+
+/** Connects a pool (the URL may carry sslmode/sslrootcert), runs migrations, and returns the store. */
+export async function openPostgresStore(url: string, opts?: StoreOptions): Promise<DirectoryStore> {
+  const resolved = resolveStoreOptions(opts);
+  const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory' });
+  // Without a listener, an idle connection that the server drops would crash the process.
+  pool.on('error', (err) => resolved.onBackgroundError(err));
+  try {
+    await migratePostgres(pool);
+    await pool.query(`DELETE FROM rg_changes WHERE at < now() - interval '${CHANGE_RETENTION}'`);
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  return new PostgresStore(pool, resolved);
+}
+
+class PostgresStore implements DirectoryStore {
+  readonly kind = 'postgres' as const;
+  readonly #pool: pg.Pool;
+  readonly #opts: ResolvedStoreOptions;
+  readonly #feed: ChangeFeed;
+  /** Local writes run one at a time so subscribers see batches in commit order. */
+  readonly #queue = new SerialQueue();
+  /** Tags this instance's rg_changes rows so a follower can skip its own. */
+  readonly #origin = randomUUID();
+  #writes = 0;
+
+  constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
+    this.#pool = pool;
+    this.#opts = opts;
+    this.#feed = new ChangeFeed(opts.onListenerError);
+  }
+
+  /**
+   * One transaction under the global write lock; on success the batch is journalled in rg_changes
+   * (the cross-instance seam) in the same transaction, and local subscribers hear it after COMMIT.
+   */
+  #write<T>(fn: Write<T>): Promise<T> {
+    return this.#queue.run(async () => {
+      const client = await this.#pool.connect();
+      let broken = false;
+      try {
+        let out: { result: T; changes: DirectoryChange[] };
+        try {
+          // One round trip: a simple-protocol query may hold several statements (constants only).
+          await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
+          out = await fn(client);
+          if (out.changes.length > 0) await this.#journal(client, out.changes);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+          throw mapPgError(err);
+        }
+        this.#feed.publish(out.changes);
+        return out.result;
+      } finally {
+        client.release(broken);
+      }
+    });
+  }
+
+  async #journal(c: pg.PoolClient, changes: DirectoryChange[]): Promise<void> {
+    // NOTIFY inside the transaction is delivered at COMMIT and never for a rolled-back write.
+    await c.query(
+      `WITH c AS (INSERT INTO rg_changes (origin, payload) VALUES ($1, $2::jsonb) RETURNING seq)
+       SELECT pg_notify('${CHANGE_CHANNEL}', json_build_object('seq', c.seq::text, 'origin', $1::text)::text) FROM c`,
+      [this.#origin, JSON.stringify(changes)],
+    );
+    this.#writes += 1;
+    if (this.#writes % PRUNE_EVERY_WRITES === 0) {
+      await c.query(`DELETE FROM rg_changes WHERE at < now() - interval '${CHANGE_RETENTION}'`);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    // Let queued writes settle before the pool goes away.
+    await this.#queue.run(async () => undefined);
+    await this.#pool.end();
+  }
+
+  // ---- users ------------------------------------------------------------------------------------
+
+  async getUser(id: string): Promise<UserRecord | undefined> {
+    const { rows } = await this.#pool.query<ResourceRow>(
+      'SELECT seq, id, created, last_modified, attributes FROM rg_users WHERE id = $1',
+      [id],
+    );
+    const row = rows[0];
+    return row === undefined ? undefined : toUser(row);
+  }
+
+  async listUsers(opts: { key?: UserKey; offset: number; limit: number }): Promise<Page<UserRecord>> {
+    const rows = await this.#page<ResourceRow>('rg_users', opts.key === undefined ? undefined : USER_WHERE[opts.key.attr], opts.key === undefined ? undefined : userKeyValue(opts.key), opts);
+    return { total: rows.total, items: rows.items.map(toUser) };
+  }
+
+  /** count(*) and one page in parallel; `table` and `where` are constants of this file. */
+  async #page<R extends pg.QueryResultRow>(
+    table: 'rg_users' | 'rg_groups',
+    where: string | undefined,
+    value: string | undefined,
+    opts: { offset: number; limit: number },
+  ): Promise<Page<R>> {
+    const { offset, limit } = pageBounds(opts.offset, opts.limit);
+    const params = value === undefined ? [] : [value];
+    const cond = where ?? 'TRUE';
+    const n = params.length;
+    const [count, page] = await Promise.all([
+      this.#pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${cond}`, params),
+      limit === 0
+        ? undefined
+        : this.#pool.query<R>(
+            `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${cond} ORDER BY seq LIMIT $${n + 1} OFFSET $${n + 2}`,
+            [...params, limit, offset],
+          ),
+    ]);
+    return { total: count.rows[0]?.n ?? 0, items: page?.rows ?? [] };
+  }
+
+  async *scanUsers(key?: UserKey): AsyncIterable<UserRecord> {
+    for await (const rows of this.#scan<ResourceRow>('rg_users', key === undefined ? undefined : USER_WHERE[key.attr], key === undefined ? undefined : userKeyValue(key))) {
+      for (const row of rows) yield toUser(row);
+    }
+  }
+
+  /** Keyset pagination on seq: each batch is one short query, no cursor or connection held between. */
+  async *#scan<R extends ResourceRow>(
+    table: 'rg_users' | 'rg_groups',
+    where: string | undefined,
+    value: string | undefined,
+  ): AsyncIterable<R[]> {
+    const params = value === undefined ? [] : [value];
+    const n = params.length;
+    const sql = `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${where ?? 'TRUE'} AND seq > $${n + 1}::bigint ORDER BY seq LIMIT ${SCAN_BATCH}`;
+    let after = '0';
+    for (;;) {
+      const { rows } = await this.#pool.query<R>(sql, [...params, after]);
+      if (rows.length > 0) yield rows;
+      const last = rows.at(-1);
+      if (last === undefined || rows.length < SCAN_BATCH) return;
+      after = last.seq;
+    }
+  }
+
+  async groupsOfUsers(userIds: string[]): Promise<Map<string, GroupMembership[]>> {
+    const out = new Map<string, GroupMembership[]>();
+    for (const id of userIds) out.set(id, []);
+    if (userIds.length === 0) return out;
+    const { rows } = await this.#pool.query<{ user_id: string; group_id: string; display_name: string }>(
+      `SELECT m.user_id, g.id AS group_id, g.display_name FROM rg_members m JOIN rg_groups g ON g.id = m.group_id
+       WHERE m.user_id = ANY($1::text[]) ORDER BY g.seq`,
+      [userIds],
+    );
+    for (const r of rows) out.get(r.user_id)?.push({ groupId: r.group_id, displayName: r.display_name });
+    return out;
+  }
+
+  async createUser(attributes: ScimAttributes): Promise<UserRecord> {
+    const cols = userColumns(attributes);
+    const json = JSON.stringify(attributes);
+    const id = this.#opts.newId();
+    const now = this.#opts.now();
+    return this.#write(async (c) => {
+      await requireFreeUserName(c, cols);
+      await c.query(
+        `INSERT INTO rg_users (id, user_name, user_name_lc, external_id, active, created, last_modified, attributes)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7::json)`,
+        [id, cols.userName, cols.userNameLc, cols.externalId, cols.active, now, json],
+      );
+      await insertEmails(c, id, cols);
+      return {
+        result: { id, created: now, lastModified: now, attributes: JSON.parse(json) as ScimAttributes },
+        changes: [userChange(id, cols)],
+      };
+    });
+  }
+
+  async updateUser(id: string, mutate: UserMutation): Promise<UserRecord> {
+    return this.#write(async (c) => {
+      const { rows } = await c.query<ResourceRow & { user_name_lc: string }>(
+        'SELECT seq, id, created, last_modified, attributes, user_name_lc FROM rg_users WHERE id = $1 FOR UPDATE',
+        [id],
+      );
+      const row = rows[0];
+      if (row === undefined) throw userNotFound(id);
+      const json0 = JSON.stringify(row.attributes);
+      const next = mutate(toUser(row));
+      // D11: a no-op writes nothing; re-parsed in case the mutation touched its argument.
+      if (next === undefined) return { result: toUser({ ...row, attributes: JSON.parse(json0) as ScimAttributes }), changes: [] };
+      const cols = userColumns(next);
+      if (cols.userNameLc !== row.user_name_lc) await requireFreeUserName(c, cols);
+      const json = JSON.stringify(next);
+      const now = this.#opts.now();
+      await c.query(
+        `UPDATE rg_users SET user_name = $2, user_name_lc = $3, external_id = $4, active = $5, last_modified = $6,
+         attributes = $7::json WHERE id = $1`,
+        [id, cols.userName, cols.userNameLc, cols.externalId, cols.active, now, json],
+      );
+      await c.query('DELETE FROM rg_user_emails WHERE user_id = $1', [id]);
+      await insertEmails(c, id, cols);
+      return {
+        result: { id, created: row.created, lastModified: now, attributes: JSON.parse(json) as ScimAttributes },
+        changes: [userChange(id, cols)],
+      };
+    });
+  }
+
+  async deleteUser(id: string): Promise<boolean> {
+    return this.#write(async (c) => {
+      const removed = await c.query<{ group_id: string }>('DELETE FROM rg_members WHERE user_id = $1 RETURNING group_id', [id]);
+      const deleted = await c.query('DELETE FROM rg_users WHERE id = $1', [id]);
+      if (deleted.rowCount === 0) return { result: false, changes: [] };
+      const groupIds = removed.rows.map((r) => r.group_id);
+      const changes: DirectoryChange[] = [];
+      if (groupIds.length > 0) {
+        // The groups' members changed (D26), so their lastModified moves too.
+        await c.query('UPDATE rg_groups SET last_modified = $1 WHERE id = ANY($2::text[])', [this.#opts.now(), groupIds]);
+        for (const groupId of groupIds) changes.push({ type: 'members.removed', groupId, userIds: [id] });
+      }
+      changes.push({ type: 'user.deleted', id });
+      return { result: true, changes };
+    });
+  }
+
+  // ---- groups -----------------------------------------------------------------------------------
+
+  async getGroup(id: string, opts: { members: boolean }): Promise<GroupRecord | undefined> {
+    const { rows } = await this.#pool.query<ResourceRow>(
+      'SELECT seq, id, created, last_modified, attributes FROM rg_groups WHERE id = $1',
+      [id],
+    );
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return toGroup(row, opts.members ? (await membersOf(this.#pool, id)).map(toMember) : []);
+  }
+
+  async #withMembers(rows: ResourceRow[], members: boolean): Promise<GroupRecord[]> {
+    if (!members || rows.length === 0) return rows.map((r) => toGroup(r, []));
+    const byGroup = new Map<string, MemberRef[]>();
+    for (const r of rows) byGroup.set(r.id, []);
+    const { rows: memberRows } = await this.#pool.query<MemberRow>(
+      'SELECT group_id, user_id, display, pos FROM rg_members WHERE group_id = ANY($1::text[]) ORDER BY pos',
+      [rows.map((r) => r.id)],
+    );
+    for (const m of memberRows) byGroup.get(m.group_id)?.push(toMember(m));
+    return rows.map((r) => toGroup(r, byGroup.get(r.id) ?? []));
+  }
+
+  async listGroups(opts: { key?: GroupKey; offset: number; limit: number; members: boolean }): Promise<Page<GroupRecord>> {
+    const page = await this.#page<ResourceRow>('rg_groups', opts.key === undefined ? undefined : GROUP_WHERE[opts.key.attr], opts.key === undefined ? undefined : groupKeyValue(opts.key), opts);
+    return { total: page.total, items: await this.#withMembers(page.items, opts.members) };
+  }
+
+  async *scanGroups(opts: { key?: GroupKey; members: boolean }): AsyncIterable<GroupRecord> {
+    const key = opts.key;
+    for await (const rows of this.#scan<ResourceRow>('rg_groups', key === undefined ? undefined : GROUP_WHERE[key.attr], key === undefined ? undefined : groupKeyValue(key))) {
+      for (const g of await this.#withMembers(rows, opts.members)) yield g;
+    }
+  }
+
+  async createGroup(attributes: ScimAttributes, members: MemberRef[]): Promise<GroupRecord> {
+    const cols = groupColumns(attributes);
+    const wanted = normalizeMembers(members);
+    const json = JSON.stringify(attributes);
+    const id = this.#opts.newId();
+    const now = this.#opts.now();
+    return this.#write(async (c) => {
+      await requireFreeDisplayName(c, cols.displayNameLc, cols.displayName);
+      await requireUsers(c, wanted);
+      await c.query(
+        `INSERT INTO rg_groups (id, display_name, display_name_lc, external_id, created, last_modified, attributes)
+         VALUES ($1, $2, $3, $4, $5, $5, $6::json)`,
+        [id, cols.displayName, cols.displayNameLc, cols.externalId, now, json],
+      );
+      await insertMembers(c, id, wanted, 0);
+      const changes: DirectoryChange[] = [groupChange(id, cols)];
+      if (wanted.length > 0) changes.push({ type: 'members.added', groupId: id, userIds: wanted.map((m) => m.value) });
+      return {
+        result: { id, created: now, lastModified: now, attributes: JSON.parse(json) as ScimAttributes, members: wanted },
+        changes,
+      };
+    });
+  }
+
+  async updateGroup(id: string, mutate: GroupMutation): Promise<GroupRecord> {
+    return this.#write(async (c) => {
+      const { rows } = await c.query<ResourceRow & { display_name_lc: string }>(
+        'SELECT seq, id, created, last_modified, attributes, display_name_lc FROM rg_groups WHERE id = $1 FOR UPDATE',
+        [id],
+      );
+      const row = rows[0];
+      if (row === undefined) throw groupNotFound(id);
+      const json0 = JSON.stringify(row.attributes);
+      const memberRows = await membersOf(c, id);
+      const next = mutate(toGroup(row, memberRows.map(toMember)));
+      if (next === undefined) {
+        return {
+          result: toGroup({ ...row, attributes: JSON.parse(json0) as ScimAttributes }, memberRows.map(toMember)),
+          changes: [],
+        };
+      }
+      const cols = groupColumns(next.attributes);
+      if (cols.displayNameLc !== row.display_name_lc) await requireFreeDisplayName(c, cols.displayNameLc, cols.displayName);
+      const diff = diffMembers(memberRows.map(toMember), normalizeMembers(next.members));
+      await requireUsers(c, diff.added);
+      if (diff.removed.length > 0) {
+        await c.query('DELETE FROM rg_members WHERE group_id = $1 AND user_id = ANY($2::text[])', [id, diff.removed]);
+      }
+      if (diff.relabeled.length > 0) {
+        await c.query(
+          `UPDATE rg_members AS m SET display = r.display
+           FROM unnest($2::text[], $3::text[]) AS r(user_id, display)
+           WHERE m.group_id = $1 AND m.user_id = r.user_id`,
+          [id, diff.relabeled.map((m) => m.value), diff.relabeled.map((m) => m.display ?? null)],
+        );
+      }
+      await insertMembers(c, id, diff.added, Number(memberRows.at(-1)?.pos ?? 0));
+      const json = JSON.stringify(next.attributes);
+      const now = this.#opts.now();
+      await c.query(
+        `UPDATE rg_groups SET display_name = $2, display_name_lc = $3, external_id = $4, last_modified = $5,
+         attributes = $6::json WHERE id = $1`,
+        [id, cols.displayName, cols.displayNameLc, cols.externalId, now, json],
+      );
+      const changes: DirectoryChange[] = [groupChange(id, cols)];
+      if (diff.removed.length > 0) changes.push({ type: 'members.removed', groupId: id, userIds: diff.removed });
+      if (diff.added.length > 0) {
+        changes.push({ type: 'members.added', groupId: id, userIds: diff.added.map((m) => m.value) });
+      }
+      return {
+        result: { id, created: row.created, lastModified: now, attributes: JSON.parse(json) as ScimAttributes, members: diff.next },
+        changes,
+      };
+    });
+  }
+
+  async deleteGroup(id: string): Promise<boolean> {
+    return this.#write(async (c) => {
+      const { rowCount } = await c.query('DELETE FROM rg_groups WHERE id = $1', [id]);
+      if (rowCount === 0) return { result: false, changes: [] };
+      return { result: true, changes: [{ type: 'group.deleted', id }] };
+    });
+  }
+
+  // ---- index feed -------------------------------------------------------------------------------
+
+  async snapshot(): Promise<DirectorySnapshot> {
+    const c = await this.#pool.connect();
+    let broken = false;
+    try {
+      // REPEATABLE READ: the four reads see one committed state.
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        const emailRows = await c.query<{ user_id: string; email: string }>('SELECT user_id, email FROM rg_user_emails');
+        const userRows = await c.query<{ id: string; user_name: string; active: boolean }>(
+          'SELECT id, user_name, active FROM rg_users ORDER BY seq',
+        );
+        const groupRows = await c.query<{ id: string; display_name: string; external_id: string | null }>(
+          'SELECT id, display_name, external_id FROM rg_groups ORDER BY seq',
+        );
+        const memberRows = await c.query<{ group_id: string; user_id: string }>('SELECT group_id, user_id FROM rg_members');
+        await c.query('COMMIT');
+        const emails = new Map<string, string[]>();
+        for (const r of emailRows.rows) {
+          const list = emails.get(r.user_id);
+          if (list === undefined) emails.set(r.user_id, [r.email]);
+          else list.push(r.email);
+        }
+        return {
+          users: userRows.rows.map((r) => ({ id: r.id, userName: r.user_name, active: r.active, emails: emails.get(r.id) ?? [] })),
+          groups: groupRows.rows.map((r) =>
+            r.external_id === null
+              ? { id: r.id, displayName: r.display_name }
+              : { id: r.id, displayName: r.display_name, externalId: r.external_id },
+          ),
+          memberships: memberRows.rows.map((r) => ({ groupId: r.group_id, userId: r.user_id })),
+        };
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw err;
+      }
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  subscribe(listener: (changes: DirectoryChange[]) => void): () => void {
+    return this.#feed.subscribe(listener);
+  }
+}
+
+async function requireFreeUserName(c: pg.PoolClient, cols: UserColumns): Promise<void> {
+  const { rowCount } = await c.query('SELECT 1 FROM rg_users WHERE user_name_lc = $1', [cols.userNameLc]);
+  if (rowCount !== 0) throw userNameTaken(cols.userName);
+}
+
+async function requireFreeDisplayName(c: pg.PoolClient, lc: string, displayName: string): Promise<void> {
+  const { rowCount } = await c.query('SELECT 1 FROM rg_groups WHERE display_name_lc = $1', [lc]);
+  if (rowCount !== 0) throw displayNameTaken(displayName);
+}
+
+/** D12: one query for any number of members; names the first (in request order) that is not a User. */
+async function requireUsers(c: pg.PoolClient, members: readonly MemberRef[]): Promise<void> {
+  if (members.length === 0) return;
+  const { rows } = await c.query<{ id: string }>(
+    `SELECT a.id FROM unnest($1::text[]) WITH ORDINALITY AS a(id, ord)
+     WHERE NOT EXISTS (SELECT 1 FROM rg_users u WHERE u.id = a.id) ORDER BY a.ord LIMIT 1`,
+    [members.map((m) => m.value)],
+  );
+  const missing = rows[0];
+  if (missing !== undefined) throw notAUser(missing.id);
+}
+
+async function insertEmails(c: pg.PoolClient, id: string, cols: UserColumns): Promise<void> {
+  if (cols.emails.length === 0) return;
+  await c.query(
+    'INSERT INTO rg_user_emails (user_id, email_lc, email) SELECT $1, e.lc, e.v FROM unnest($2::text[], $3::text[]) AS e(lc, v)',
+    [id, cols.emails.map((e) => e.lc), cols.emails.map((e) => e.value)],
+  );
+}
+
+/** One INSERT for the whole batch (10,000 members in one statement); positions continue after `lastPos`. */
+async function insertMembers(c: pg.PoolClient, groupId: string, members: readonly MemberRef[], lastPos: number): Promise<void> {
+  if (members.length === 0) return;
+  await c.query(
+    `INSERT INTO rg_members (group_id, user_id, pos, display)
+     SELECT $1, m.user_id, $2::bigint + m.ord, m.display
+     FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS m(user_id, display, ord)`,
+    [groupId, lastPos, members.map((m) => m.value), members.map((m) => m.display ?? null)],
+  );
+}
+
+async function membersOf(q: pg.Pool | pg.PoolClient, groupId: string): Promise<MemberRow[]> {
+  const { rows } = await q.query<MemberRow>(
+    'SELECT group_id, user_id, display, pos FROM rg_members WHERE group_id = $1 ORDER BY pos',
+    [groupId],
+  );
+  return rows;
+}
+
+/**
+ * Constraint violations that slip past the pre-checks (a writer that did not take the lock) become the
+ * same peer errors; the SQL text never reaches the peer. Anything else stays internal (500).
+ */
+function mapPgError(err: unknown): unknown {
+  if (err instanceof ScimError || !(err instanceof pg.DatabaseError)) return err;
+  if (err.code === '23505' && err.constraint === 'rg_users_user_name_lc_key') {
+    return new ScimError(409, 'uniqueness', 'userName is already taken', { cause: err });
+  }
+  if (err.code === '23505' && err.constraint === 'rg_groups_display_name_lc_key') {
+    return new ScimError(409, 'uniqueness', 'displayName is already taken', { cause: err });
+  }
+  if (err.code === '23503' && err.constraint === 'rg_members_user_id_fkey') {
+    return new ScimError(400, 'invalidValue', 'member is not a User', { cause: err });
+  }
+  return err;
+}
+
+function toUser(row: ResourceRow): UserRecord {
+  return { id: row.id, created: row.created, lastModified: row.last_modified, attributes: row.attributes };
+}
+
+function toGroup(row: ResourceRow, members: MemberRef[]): GroupRecord {
+  return { id: row.id, created: row.created, lastModified: row.last_modified, attributes: row.attributes, members };
+}
+
+function toMember(row: MemberRow): MemberRef {
+  return row.display === null ? { value: row.user_id } : { value: row.user_id, display: row.display };
+}

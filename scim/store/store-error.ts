@@ -1,0 +1,21 @@
+// Operator-facing errors of the directory store: a stable `code` for scripts and a message that never
+// carries the store URL (it may hold a password).
+
+export const StoreErrorCode = {
+  /** `directory.store` is neither `sqlite:PATH` nor a `postgres://` / `postgresql://` URL. */
+  urlInvalid: 'STORE_URL_INVALID',
+  /** The database was migrated by a newer rolegate than this one: refuse rather than guess. */
+  schemaTooNew: 'STORE_SCHEMA_TOO_NEW',
+} as const;
+export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
+
+/** A store failure an operator can act on; `cause` keeps the driver's error for the log. */
+export class StoreError extends Error {
+  readonly code: StoreErrorCode;
+
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+    this.code = code;
+  }
+}
