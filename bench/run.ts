@@ -1,13 +1,15 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim, --users N, --groups N, --store sqlite|postgres.
+// target is missed. Options: --only scim|proxy, --users N, --groups N, --store sqlite|postgres,
+// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure).
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
+import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 
 const { values } = parseArgs({
@@ -16,6 +18,9 @@ const { values } = parseArgs({
     users: { type: 'string', default: '100000' },
     groups: { type: 'string', default: '1000' },
     store: { type: 'string', default: 'sqlite' },
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
+    idle: { type: 'string', default: '1000' },
   },
 });
 
@@ -50,6 +55,8 @@ function print(title: string, rows: BenchRow[]): boolean {
 
 async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'rolegate-bench-'));
+  // The PostgreSQL and pgbouncer children run as the postgres user and must traverse this folder.
+  await chmod(dir, 0o755);
   let ok = true;
   const stops: (() => Promise<void>)[] = [];
   try {
@@ -57,7 +64,7 @@ async function main(): Promise<number> {
       let store = `sqlite:${join(dir, 'directory.db')}`;
       if (values.store === 'postgres') {
         const pgDir = join(dir, 'pg');
-        await import('node:fs/promises').then((fs) => fs.mkdir(pgDir));
+        await mkdir(pgDir);
         const ca = await createCertificateAuthority(pgDir);
         const cert = await issueCert({ cn: 'localhost', ...ca, dir: pgDir, fileName: 'server' });
         const password = randomBytes(12).toString('hex');
@@ -78,6 +85,18 @@ async function main(): Promise<number> {
         groups: Number(values.groups),
       });
       ok = print(`SCIM directory (${values.users} users, ${values.groups} groups, ${values.store} store)`, rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'proxy') {
+      const proxyDir = join(dir, 'proxy');
+      await mkdir(proxyDir);
+      const rows = await runProxyBench({
+        dir: proxyDir,
+        freePort,
+        seconds: Number(values.seconds),
+        rounds: Number(values.rounds),
+        idleSessions: Number(values.idle),
+      });
+      ok = print(`Proxy: pgbench, ${values.seconds}s per run, median of ${values.rounds} alternating rounds, TLS everywhere`, rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();

@@ -57,6 +57,17 @@ async function serve(configFile: string): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // SIGHUP re-reads the file: roles, credentials and certificates change; listeners and the store
+  // stay. A file that no longer validates is reported and the running configuration kept.
+  process.on('SIGHUP', () => {
+    void loadConfigFile(configFile, process.env).then(async (next) => {
+      if (!next.ok) {
+        logger.error({ problems: next.problems.map((p) => `${p.path}: ${p.message}`) }, 'reload refused: config invalid');
+        return;
+      }
+      await running.reload(next.config);
+    }).catch((err: unknown) => logger.error({ err }, 'reload failed'));
+  });
   process.on('unhandledRejection', (err) => {
     logger.fatal({ err }, 'unhandled rejection');
     logger.flush();

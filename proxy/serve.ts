@@ -6,6 +6,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
 import { createAdminApp } from '../admin/app.js';
+import { createSessionsRouter } from '../admin/sessions.js';
 import { DirectoryIndex } from '../scim/directory-index.js';
 import { createScimRouter } from '../scim/router.js';
 import { ScimService } from '../scim/service.js';
@@ -112,6 +113,19 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       ready: () => readiness(store, verifier, () => upstream, logger),
       metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       logger,
+      extra: (a) => {
+        a.use('/admin', createSessionsRouter({
+          tokens: config.admin.tokens,
+          sessions: {
+            list: () => registry.list(),
+            end: (id) => {
+              const s = registry.get(id);
+              s?.end('admin_kill');
+              return s !== undefined;
+            },
+          },
+        }));
+      },
     });
 
     const server: Server = config.admin.tls

@@ -281,9 +281,3 @@ export function findAttribute(defs: readonly AttributeDef[], name: string): Attr
 export function findSubAttribute(def: AttributeDef, name: string): AttributeDef | undefined {
   return def.subAttributes === undefined ? undefined : findAttribute(def.subAttributes, name);
 }
-
-/** The extension schema a case-insensitive URN names for this resource type, if any. */
-export function findExtension(rt: ResourceType, urn: string): SchemaDef | undefined {
-  const lower = urn.toLowerCase();
-  return SCHEMAS[rt].extensions.find((s) => s.id.toLowerCase() === lower);
-}

@@ -1,0 +1,384 @@
+// The in-memory directory index over both real stores: the person rule (PRODUCT.md §2.5), staying in
+// step with committed writes, revocation events, the load race, and the lookup cost.
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectoryIndex, type Person, type PersonMatch, type RevocationEvent } from '../../scim/directory-index.js';
+import { ScimError } from '../../scim/errors.js';
+import type { ScimAttributes, UserRecord } from '../../scim/model.js';
+import { openStore } from '../../scim/store/open.js';
+import type { DirectorySnapshot, DirectoryStore } from '../../scim/store/port.js';
+import { groupAttrs, storeKinds, userAttrs, type OpenedStore } from './fixtures.js';
+
+const emails = (...values: string[]): ScimAttributes => ({ emails: values.map((value) => ({ value })) });
+
+/** A match reduced to what the rule decides: status and person id. */
+function decided(m: PersonMatch): string {
+  return m.status === 'active' || m.status === 'inactive' ? `${m.status}:${m.person.id}` : m.status;
+}
+
+/** The rule written the slow, obvious way over a snapshot. */
+function referenceMatch(snap: DirectorySnapshot, identity: string): { status: string; candidates: string[] } {
+  const k = identity.toLowerCase();
+  const byName = snap.users.filter((u) => u.userName.toLowerCase() === k);
+  const byEmail = snap.users.filter((u) => u.emails.some((e) => e.toLowerCase() === k));
+  const activeName = byName.filter((u) => u.active);
+  if (activeName.length === 1) return { status: 'active', candidates: [activeName[0]!.id] };
+  if (activeName.length > 1) return { status: 'ambiguous', candidates: [] };
+  const activeEmail = byEmail.filter((u) => u.active);
+  if (activeEmail.length === 1) return { status: 'active', candidates: [activeEmail[0]!.id] };
+  if (activeEmail.length > 1) return { status: 'ambiguous', candidates: [] };
+  const inactive = [...byName, ...byEmail].filter((u) => !u.active);
+  if (inactive.length > 0) return { status: 'inactive', candidates: inactive.map((u) => u.id) };
+  return { status: 'unknown', candidates: [] };
+}
+
+/** Asserts the index answers every identity in the store exactly like the reference, groups included. */
+async function expectInStep(index: DirectoryIndex, store: DirectoryStore, extra: string[] = []): Promise<void> {
+  const snap = await store.snapshot();
+  const identities = new Set(extra);
+  for (const u of snap.users) {
+    identities.add(u.userName).add(u.userName.toUpperCase());
+    for (const e of u.emails) identities.add(e);
+  }
+  for (const identity of identities) {
+    const want = referenceMatch(snap, identity);
+    const got = index.findPerson(identity);
+    expect(got.status, identity).toBe(want.status);
+    if (got.status === 'active' || got.status === 'inactive') {
+      expect(want.candidates, identity).toContain(got.person.id);
+    }
+  }
+  const groups = new Map(snap.groups.map((g) => [g.id, g]));
+  for (const u of snap.users) {
+    const person = index.getPerson(u.id);
+    expect(person).toMatchObject({ id: u.id, userName: u.userName, active: u.active });
+    const want = snap.memberships
+      .filter((m) => m.userId === u.id)
+      .map((m) => groups.get(m.groupId))
+      .sort((a, b) => a!.id.localeCompare(b!.id));
+    expect([...person!.groups].sort((a, b) => a.id.localeCompare(b.id))).toEqual(want);
+  }
+  expect(index.stats()).toEqual({ persons: snap.users.length, groups: snap.groups.length, memberships: snap.memberships.length });
+}
+
+describe.each(storeKinds)('DirectoryIndex on the $name store', (kind) => {
+  let opened: OpenedStore;
+  let store: DirectoryStore;
+  const indexes: DirectoryIndex[] = [];
+
+  beforeEach(async () => {
+    opened = await kind.open();
+    store = opened.store;
+  });
+  afterEach(async () => {
+    for (const i of indexes.splice(0)) i.close();
+    await opened.cleanup();
+  });
+
+  async function load(s: DirectoryStore = store, onListenerError?: (err: unknown) => void): Promise<DirectoryIndex> {
+    const index = await DirectoryIndex.load(s, { onListenerError });
+    indexes.push(index);
+    return index;
+  }
+
+  it('decides who an identity is: active userName, else active email, else inactive, else unknown', async () => {
+    const alice = await store.createUser(userAttrs('Alice@Corp.Example', emails('alice.w@corp.example')));
+    const bob = await store.createUser(userAttrs('bob', { active: false, ...emails('Bob@Corp.Example') }));
+    await store.createUser(userAttrs('carol', emails('shared@corp.example')));
+    const dave = await store.createUser(userAttrs('dave', emails('SHARED@corp.example', 'dave@corp.example')));
+    await store.createUser(userAttrs('frank@corp.example', { active: false }));
+    const grace = await store.createUser(userAttrs('grace', emails('Frank@corp.example')));
+    const erin = await store.createUser(userAttrs('erin', { active: false, ...emails('alice@corp.example') }));
+    const ivan = await store.createUser(userAttrs('ivan', { active: false, ...emails('gone@corp.example') }));
+    await store.createUser(userAttrs('ÄBC'));
+    const index = await load();
+    const table: [string, string][] = [
+      ['alice@corp.example', `active:${alice.id}`],
+      ['ALICE@CORP.EXAMPLE', `active:${alice.id}`],
+      ['Alice.W@corp.example', `active:${alice.id}`],
+      ['bob', `inactive:${bob.id}`],
+      ['bob@corp.example', `inactive:${bob.id}`],
+      ['shared@corp.example', 'ambiguous'],
+      ['dave@corp.example', `active:${dave.id}`],
+      ['frank@corp.example', `active:${grace.id}`], // an active email beats an inactive userName
+      ['erin', `inactive:${erin.id}`],
+      ['gone@corp.example', `inactive:${ivan.id}`],
+      ['äbc', `active:${(await store.listUsers({ key: { attr: 'userName', value: 'äbc' }, offset: 0, limit: 1 })).items[0]!.id}`],
+      ['nobody@corp.example', 'unknown'],
+      ['', 'unknown'],
+    ];
+    for (const [identity, want] of table) expect(decided(index.findPerson(identity)), identity).toBe(want);
+    await expectInStep(index, store);
+  });
+
+  it('lists a person’s groups, and an inactive person keeps them (D25)', async () => {
+    const a = await store.createUser(userAttrs('a'));
+    const g1 = await store.createGroup(groupAttrs('Eng', { externalId: 'okta-eng' }), [{ value: a.id }]);
+    const g2 = await store.createGroup(groupAttrs('Ops'), [{ value: a.id }]);
+    const index = await load();
+    const m = index.findPerson('A');
+    expect(m.status).toBe('active');
+    const person = (m as { person: Person }).person;
+    expect(Object.isFrozen(person)).toBe(true);
+    expect([...person.groups].sort((x, y) => x.displayName.localeCompare(y.displayName))).toEqual([
+      { id: g1.id, displayName: 'Eng', externalId: 'okta-eng' },
+      { id: g2.id, displayName: 'Ops' },
+    ]);
+    await store.updateUser(a.id, (c) => ({ ...c.attributes, active: false }));
+    const after = index.findPerson('a');
+    expect(after.status).toBe('inactive');
+    expect((after as { person: Person }).person.groups).toHaveLength(2);
+    // The object handed out before the write is unchanged.
+    expect(person.active).toBe(true);
+  });
+
+  it('stays in step with every kind of write, as soon as the write resolves', async () => {
+    const index = await load();
+    const a = await store.createUser(userAttrs('a@x', emails('a.alias@x')));
+    expect(decided(index.findPerson('A@X'))).toBe(`active:${a.id}`);
+    const b = await store.createUser(userAttrs('b@x'));
+    const g = await store.createGroup(groupAttrs('G'), [{ value: a.id }]);
+    expect(index.getPerson(a.id)?.groups.map((x) => x.displayName)).toEqual(['G']);
+    await store.updateGroup(g.id, (c) => ({ attributes: { displayName: 'G2' }, members: [...c.members, { value: b.id }] }));
+    expect(index.getPerson(a.id)?.groups.map((x) => x.displayName)).toEqual(['G2']);
+    expect(index.getPerson(b.id)?.groups.map((x) => x.id)).toEqual([g.id]);
+    await store.updateUser(a.id, (c) => ({ ...c.attributes, userName: 'renamed@x', emails: [{ value: 'b@x' }] }));
+    expect(index.findPerson('a@x').status).toBe('unknown');
+    expect(index.findPerson('a.alias@x').status).toBe('unknown');
+    expect(decided(index.findPerson('renamed@x'))).toBe(`active:${a.id}`);
+    expect(decided(index.findPerson('b@x'))).toBe(`active:${b.id}`); // b's userName beats a's email
+    await store.deleteUser(b.id);
+    expect(decided(index.findPerson('b@x'))).toBe(`active:${a.id}`);
+    await store.deleteGroup(g.id);
+    expect(index.getPerson(a.id)?.groups).toEqual([]);
+    await expectInStep(index, store, ['a@x', 'b@x']);
+  });
+
+  it('emits revocations after applying them, so a listener sees the new state', async () => {
+    const a = await store.createUser(userAttrs('a@x', emails('shared@x')));
+    const b = await store.createUser(userAttrs('b@x'));
+    const c = await store.createUser(userAttrs('c@x'));
+    const g = await store.createGroup(groupAttrs('G'), [{ value: a.id }, { value: b.id }, { value: c.id }]);
+    const h = await store.createGroup(groupAttrs('H'), [{ value: c.id }]);
+    const index = await load();
+    const events: RevocationEvent[] = [];
+    const seenStatus: string[] = [];
+    index.onRevocation((ev) => {
+      events.push(ev);
+      if ('personId' in ev) seenStatus.push(decided(index.findPerson(index.getPerson(ev.personId)?.userName ?? '-')));
+    });
+    const take = (): RevocationEvent[] => events.splice(0);
+
+    await store.updateGroup(g.id, (cur) => ({ attributes: cur.attributes, members: cur.members.filter((m) => m.value !== b.id) }));
+    expect(take()).toEqual([{ type: 'membership.removed', personId: b.id, groupId: g.id }]);
+    expect(index.getPerson(b.id)?.groups).toEqual([]);
+
+    await store.updateUser(a.id, (cur) => ({ ...cur.attributes, active: false }));
+    expect(take()).toEqual([{ type: 'person.deactivated', personId: a.id }]);
+    expect(seenStatus.at(-1)).toBe(`inactive:${a.id}`);
+
+    // Re-activation revokes nothing.
+    await store.updateUser(a.id, (cur) => ({ ...cur.attributes, active: true }));
+    expect(take()).toEqual([]);
+
+    // Another active user taking a's email makes it ambiguous: a's sessions opened by it are re-checked.
+    await store.updateUser(b.id, (cur) => ({ ...cur.attributes, ...emails('SHARED@x') }));
+    expect(take()).toEqual([{ type: 'person.changed', personId: a.id }]);
+    expect(index.findPerson('shared@x').status).toBe('ambiguous');
+
+    await store.updateUser(c.id, (cur) => ({ ...cur.attributes, userName: 'c2@x' }));
+    expect(take()).toEqual([{ type: 'person.changed', personId: c.id }]);
+
+    await store.updateGroup(h.id, (cur) => ({ attributes: { displayName: 'H-renamed' }, members: cur.members }));
+    expect(take()).toEqual([{ type: 'group.changed', groupId: h.id, personIds: [c.id] }]);
+    // Adding members and no-op writes revoke nothing.
+    await store.updateGroup(h.id, (cur) => ({ attributes: cur.attributes, members: [...cur.members, { value: a.id }] }));
+    await store.updateGroup(h.id, () => undefined);
+    expect(take()).toEqual([]);
+
+    await store.deleteGroup(h.id);
+    const del = take();
+    expect(del).toHaveLength(1);
+    expect(del[0]).toMatchObject({ type: 'group.deleted', groupId: h.id });
+    expect([...(del[0] as { personIds: string[] }).personIds].sort()).toEqual([a.id, c.id].sort());
+
+    // A deleted person gets one event, not one per membership.
+    await store.deleteUser(c.id);
+    expect(take()).toEqual([{ type: 'person.deleted', personId: c.id }]);
+    expect(index.getPerson(c.id)).toBeUndefined();
+    expect(index.findPerson('c2@x').status).toBe('unknown');
+  });
+
+  it('reports a throwing revocation listener and still calls the others', async () => {
+    const a = await store.createUser(userAttrs('a'));
+    const reported: unknown[] = [];
+    const index = await load(store, (err) => reported.push(err));
+    const seen: string[] = [];
+    index.onRevocation(() => {
+      throw new Error('registry bug');
+    });
+    const off = index.onRevocation((ev) => seen.push(ev.type));
+    await store.updateUser(a.id, (c) => ({ ...c.attributes, active: false }));
+    expect(seen).toEqual(['person.deactivated']);
+    expect(reported).toHaveLength(1);
+    off();
+    await store.deleteUser(a.id);
+    expect(seen).toEqual(['person.deactivated']);
+  });
+
+  it('close() stops following the store', async () => {
+    const index = await load();
+    index.close();
+    await store.createUser(userAttrs('late'));
+    expect(index.findPerson('late').status).toBe('unknown');
+  });
+
+  it('loses no write committed while it loads', async () => {
+    for (let i = 0; i < 20; i++) await store.createUser(userAttrs(`seed${i}`));
+    const g = await store.createGroup(groupAttrs('G'), []);
+    // A writer that keeps committing before, during and after the snapshot is read.
+    let stop = false;
+    let committed = 0;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        const u = await store.createUser(userAttrs(`w${i}`, emails(`w${i}@x`)));
+        await store.updateGroup(g.id, (cur) => ({ attributes: cur.attributes, members: [...cur.members, { value: u.id }] }));
+        if (i % 3 === 0) await store.updateUser(u.id, (cur) => ({ ...cur.attributes, active: false }));
+        committed++;
+        // Let other work in on the synchronous SQLite store, as HTTP requests would.
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    while (committed < 5) await new Promise((r) => setTimeout(r, 1));
+    const before = committed;
+    const index = await load();
+    const during = committed - before;
+    while (committed < before + during + 5) await new Promise((r) => setTimeout(r, 1));
+    stop = true;
+    await writer;
+    await expectInStep(index, store);
+  });
+
+  it('matches the reference rule after any sequence of writes (property)', async () => {
+    const names = ['a', 'A', 'b', 'ä', 'Ä', 'c@x'];
+    const mails = ['x@e', 'X@E', 'y@e', 'c@x', 'a'];
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('createUser' as const), name: fc.nat(names.length - 1), active: fc.boolean(), mails: fc.uniqueArray(fc.nat(mails.length - 1), { maxLength: 2 }) }),
+      fc.record({ t: fc.constant('updateUser' as const), who: fc.nat(), name: fc.option(fc.nat(names.length - 1), { nil: undefined }), active: fc.option(fc.boolean(), { nil: undefined }), mails: fc.option(fc.uniqueArray(fc.nat(mails.length - 1), { maxLength: 2 }), { nil: undefined }) }),
+      fc.record({ t: fc.constant('deleteUser' as const), who: fc.nat() }),
+      fc.record({ t: fc.constant('createGroup' as const), name: fc.nat(3), members: fc.uniqueArray(fc.nat(), { maxLength: 3 }) }),
+      fc.record({ t: fc.constant('updateGroup' as const), which: fc.nat(), name: fc.option(fc.nat(3), { nil: undefined }), members: fc.uniqueArray(fc.nat(), { maxLength: 3 }) }),
+      fc.record({ t: fc.constant('deleteGroup' as const), which: fc.nat() }),
+    );
+    const runs = kind.name === 'sqlite' ? 60 : 8;
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
+        const s = kind.name === 'sqlite' ? await openStore('sqlite::memory:') : store;
+        // The PostgreSQL store is shared across runs: start each run from an empty directory.
+        for (const u of await s.listUsers({ offset: 0, limit: 1000 }).then((p) => p.items)) await s.deleteUser(u.id);
+        for (const g of await s.listGroups({ offset: 0, limit: 1000, members: false }).then((p) => p.items)) await s.deleteGroup(g.id);
+        const index = await DirectoryIndex.load(s);
+        const users: string[] = [];
+        const groups: string[] = [];
+        const pick = (list: string[], n: number): string | undefined => (list.length === 0 ? undefined : list[n % list.length]);
+        const tolerate = async (p: Promise<unknown>): Promise<void> => {
+          try {
+            await p;
+          } catch (err) {
+            if (!(err instanceof ScimError)) throw err; // 409 / 400 are legitimate outcomes
+          }
+        };
+        for (const o of ops) {
+          switch (o.t) {
+            case 'createUser':
+              await tolerate(
+                s.createUser(userAttrs(names[o.name]!, { active: o.active, ...emails(...o.mails.map((i) => mails[i]!)) })).then((u: UserRecord) => users.push(u.id)),
+              );
+              break;
+            case 'updateUser': {
+              const id = pick(users, o.who);
+              if (id === undefined) break;
+              await tolerate(
+                s.updateUser(id, (c) => ({
+                  ...c.attributes,
+                  ...(o.name === undefined ? {} : { userName: names[o.name] }),
+                  ...(o.active === undefined ? {} : { active: o.active }),
+                  ...(o.mails === undefined ? {} : emails(...o.mails.map((i) => mails[i]!))),
+                })),
+              );
+              break;
+            }
+            case 'deleteUser': {
+              const id = pick(users, o.who);
+              if (id !== undefined) await s.deleteUser(id);
+              break;
+            }
+            case 'createGroup':
+              await tolerate(
+                s
+                  .createGroup(groupAttrs(`g${o.name}`), o.members.flatMap((n) => (users.length === 0 ? [] : [{ value: users[n % users.length]! }])))
+                  .then((g) => groups.push(g.id)),
+              );
+              break;
+            case 'updateGroup': {
+              const id = pick(groups, o.which);
+              if (id === undefined) break;
+              await tolerate(
+                s.updateGroup(id, (c) => ({
+                  attributes: o.name === undefined ? c.attributes : { displayName: `G${o.name}` },
+                  members: o.members.flatMap((n) => (users.length === 0 ? [] : [{ value: users[n % users.length]! }])),
+                })),
+              );
+              break;
+            }
+            case 'deleteGroup': {
+              const id = pick(groups, o.which);
+              if (id !== undefined) await s.deleteGroup(id);
+              break;
+            }
+          }
+        }
+        try {
+          await expectInStep(index, s, [...names, ...mails]);
+          // A fresh load agrees with the index kept in step.
+          const fresh = await DirectoryIndex.load(s);
+          for (const identity of [...names, ...mails]) expect(decided(fresh.findPerson(identity))).toBe(decided(index.findPerson(identity)));
+          fresh.close();
+        } finally {
+          index.close();
+          if (s !== store) await s.close();
+        }
+      }),
+      { numRuns: runs },
+    );
+  }, 300_000);
+});
+
+describe('DirectoryIndex lookup cost', () => {
+  it('finds a person among 20,000 in well under 2 µs', async () => {
+    const store = await openStore('sqlite::memory:');
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 20_000; i++) {
+        ids.push((await store.createUser(userAttrs(`Person${i}@Corp.Example`, emails(`p${i}@mail.example`)))).id);
+      }
+      for (let g = 0; g < 50; g++) {
+        await store.createGroup(groupAttrs(`group${g}`), ids.slice(g * 300, g * 300 + 300).map((value) => ({ value })));
+      }
+      const index = await DirectoryIndex.load(store);
+      const identities = Array.from({ length: 1000 }, (_, i) => (i % 2 === 0 ? `person${i * 17}@corp.example` : `P${i * 13}@MAIL.example`));
+      let active = 0;
+      for (const id of identities) if (index.findPerson(id).status === 'active') active++;
+      expect(active).toBe(identities.length);
+      const rounds = 200;
+      const t0 = process.hrtime.bigint();
+      for (let r = 0; r < rounds; r++) for (const id of identities) index.findPerson(id);
+      const perLookupNs = Number(process.hrtime.bigint() - t0) / (rounds * identities.length);
+      expect(perLookupNs).toBeLessThan(2_000);
+      expect(index.stats()).toEqual({ persons: 20_000, groups: 50, memberships: 15_000 });
+      index.close();
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+});
