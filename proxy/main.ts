@@ -1,7 +1,8 @@
 // The composition root and CLI entry: the only reader of process.env and argv, the only place that
 // installs signal handlers and chooses exit codes (0 ok, 1 failure, 2 usage or config error).
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
 import { EXIT, USAGE, UsageError, parseArgs } from './cli/args.js';
 import { loadConfigFile } from './config/load.js';
 import { createLogger } from './log.js';
@@ -26,6 +27,28 @@ export async function main(argv: readonly string[]): Promise<void> {
       }
       case 'serve':
         return await serve(cmd.config);
+      case 'demo': {
+        const { runDemo } = await import('../demo/run.js');
+        const abort = new AbortController();
+        process.once('SIGINT', () => abort.abort());
+        process.once('SIGTERM', () => abort.abort());
+        process.exitCode = await runDemo({ out: (line) => process.stdout.write(line + '\n'), env: process.env, signal: abort.signal });
+        return;
+      }
+      case 'login': {
+        const { runLogin } = await import('./cli/login.js');
+        const { name: _name, ...args } = cmd;
+        process.exitCode = await runLogin(
+          { ...args, ...(args.clientSecret === undefined && process.env.ROLEGATE_CLIENT_SECRET ? { clientSecret: process.env.ROLEGATE_CLIENT_SECRET } : {}) },
+          {
+            out: (text) => process.stdout.write(text),
+            err: (text) => process.stderr.write(text),
+            env: process.env,
+            cacheDir: process.env.ROLEGATE_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'rolegate'),
+          },
+        );
+        return;
+      }
     }
   } catch (err) {
     if (err instanceof UsageError) return fail(EXIT.usage, [err.message, 'run "rolegate help" for usage']);

@@ -51,15 +51,31 @@ interface UserState {
   readonly active: boolean;
   readonly nameKey: string;
   readonly emailKeys: readonly string[];
+  /** Copy-on-write, frozen: persons handed out share it. */
+  groups: readonly GroupInfo[];
   person: Person;
-  /** The answer for identities that resolve to this user, built with `person`. */
+  /** The answer for identities that resolve to this user, rebuilt with `person`. */
   match: PersonMatch;
 }
 
+interface GroupState {
+  info: GroupInfo;
+  readonly members: Set<string>;
+}
+
+/**
+ * Folded key -> the user it names, or several: emails are not unique (and a replay may repeat a
+ * userName). States, not ids, so that a lookup is one Map access; a user write replaces its entries.
+ */
+type KeyIndex = Map<string, UserState | UserState[]>;
+
 /** Scratch state of one applied batch. */
 interface Batch {
+  /** False while loading or replaying the load buffer: nobody listens yet, so skip the bookkeeping. */
+  readonly emit: boolean;
   readonly dirtyUsers: Set<string>;
-  readonly dirtyKeys: Set<string>;
+  /** Folded keys touched, with the active person they resolved to before the batch (if any). */
+  readonly before: Map<string, string | undefined>;
   readonly events: RevocationEvent[];
   readonly deleted: Set<string>;
   readonly deactivated: Set<string>;
@@ -68,19 +84,16 @@ interface Batch {
 const UNKNOWN: PersonMatch = Object.freeze({ status: 'unknown' });
 const AMBIGUOUS: PersonMatch = Object.freeze({ status: 'ambiguous' });
 const NO_GROUPS: readonly GroupInfo[] = Object.freeze([]);
+const NO_KEYS: readonly string[] = Object.freeze([]);
 
 /** The directory as the proxy sees it; build with `DirectoryIndex.load(store)`. */
 export class DirectoryIndex {
+  // Sized for 100,000 users within the memory budget: one Map entry per user and key, ids shared
+  // with the user state, answers (`match`) prebuilt so a lookup allocates nothing.
   readonly #users = new Map<string, UserState>();
-  readonly #groups = new Map<string, GroupInfo>();
-  readonly #members = new Map<string, Set<string>>();
-  readonly #groupsOf = new Map<string, string[]>();
-  // Folded key -> user ids. userName is unique in the store, but a replay after load may pass
-  // through states where it is not, and emails are not unique at all: lists, usually of one.
-  readonly #byName = new Map<string, string[]>();
-  readonly #byEmail = new Map<string, string[]>();
-  /** Folded identity -> precomputed answer; absent means unknown. The only map findPerson reads. */
-  readonly #resolved = new Map<string, PersonMatch>();
+  readonly #groups = new Map<string, GroupState>();
+  readonly #byName: KeyIndex = new Map();
+  readonly #byEmail: KeyIndex = new Map();
   readonly #listeners = new Set<(ev: RevocationEvent) => void>();
   readonly #onListenerError: (err: unknown) => void;
   #memberships = 0;
@@ -117,10 +130,10 @@ export class DirectoryIndex {
   /**
    * PRODUCT.md §2 step 5, case-insensitively: an active user's userName; else an active user's
    * emails[].value (two different active users -> ambiguous, fail closed); else an inactive user
-   * with that userName or email; else unknown. One case fold and one Map lookup.
+   * with that userName or email; else unknown. A case fold and a few Map lookups, no allocation.
    */
   findPerson(identity: string): PersonMatch {
-    return this.#resolved.get(foldCase(identity)) ?? UNKNOWN;
+    return this.#resolve(foldCase(identity));
   }
 
   /** The person with this SCIM id, whatever their state. */
@@ -147,18 +160,61 @@ export class DirectoryIndex {
     this.#unsubscribe = undefined;
   }
 
+  // ---- lookup -----------------------------------------------------------------------------------
+
+  #resolve(key: string): PersonMatch {
+    let active: UserState | undefined;
+    let inactive: UserState | undefined;
+    const names = this.#byName.get(key);
+    if (names !== undefined && !Array.isArray(names)) {
+      if (names.active) return names.match;
+      inactive = names;
+    } else if (names !== undefined) {
+      for (const u of names) {
+        if (!u.active) inactive ??= u;
+        else if (active === undefined) active = u;
+        else return AMBIGUOUS; // two active userNames equal after folding: only mid-replay, fail closed
+      }
+      if (active !== undefined) return active.match;
+    }
+    const mails = this.#byEmail.get(key);
+    if (mails !== undefined && !Array.isArray(mails)) {
+      if (mails.active) return mails.match;
+      inactive ??= mails;
+    } else if (mails !== undefined) {
+      for (const u of mails) {
+        if (!u.active) inactive ??= u;
+        else if (active === undefined) active = u;
+        else if (active !== u) return AMBIGUOUS;
+      }
+      if (active !== undefined) return active.match;
+    }
+    return inactive?.match ?? UNKNOWN;
+  }
+
+  /** The active person `key` names now, if any: what `person.changed` compares. */
+  #activeFor(key: string): string | undefined {
+    const m = this.#resolve(key);
+    return m.status === 'active' ? m.person.id : undefined;
+  }
+
+  /** Records what `key` resolved to before this batch first changed anything it depends on. */
+  #touch(key: string, batch: Batch): void {
+    if (!batch.before.has(key)) batch.before.set(key, this.#activeFor(key));
+  }
+
   // ---- building ---------------------------------------------------------------------------------
 
   #loadSnapshot(snap: DirectorySnapshot): void {
-    const batch = newBatch();
+    const batch = newBatch(false);
     for (const g of snap.groups) this.#setGroup(g.id, g.displayName, g.externalId, batch);
     for (const u of snap.users) this.#upsertUser(u.id, u.userName, u.active, u.emails, batch);
     for (const m of snap.memberships) this.#addMember(m.groupId, m.userId, batch);
-    this.#finish(batch, false);
+    this.#finish(batch);
   }
 
   #apply(changes: DirectoryChange[], emit: boolean): void {
-    const batch = newBatch();
+    const batch = newBatch(emit && this.#listeners.size > 0);
     for (const ch of changes) {
       switch (ch.type) {
         case 'user.upserted':
@@ -185,53 +241,60 @@ export class DirectoryIndex {
           break;
       }
     }
-    this.#finish(batch, emit);
+    this.#finish(batch);
   }
 
   #upsertUser(id: string, userName: string, active: boolean, emails: readonly string[], batch: Batch): void {
     const prev = this.#users.get(id);
+    const nameKey = foldCase(userName);
+    const emailKeys = emails.length === 0 ? NO_KEYS : [...new Set(emails.map(foldCase))];
+    if (batch.emit) {
+      this.#touch(nameKey, batch);
+      for (const k of emailKeys) this.#touch(k, batch);
+    }
     if (prev !== undefined) {
-      this.#unindexUser(prev, batch);
+      if (batch.emit) {
+        this.#touch(prev.nameKey, batch);
+        for (const k of prev.emailKeys) this.#touch(k, batch);
+      }
+      this.#unindexUser(prev);
       if (prev.active && !active) {
         batch.events.push({ type: 'person.deactivated', personId: id });
         batch.deactivated.add(id);
       }
     }
-    const emailKeys = [...new Set(emails.map(foldCase))];
     const state: UserState = {
-      id,
+      // Keep one copy of the id string: group member sets and persons share it.
+      id: prev?.id ?? id,
       userName,
       active,
-      nameKey: foldCase(userName),
+      nameKey,
       emailKeys,
+      groups: prev?.groups ?? NO_GROUPS,
       person: prev?.person ?? EMPTY_PERSON,
       match: UNKNOWN,
     };
-    this.#users.set(id, state);
-    addTo(this.#byName, state.nameKey, id);
-    batch.dirtyKeys.add(state.nameKey);
-    for (const k of emailKeys) {
-      addTo(this.#byEmail, k, id);
-      batch.dirtyKeys.add(k);
-    }
-    batch.dirtyUsers.add(id);
+    this.#users.set(state.id, state);
+    addKey(this.#byName, nameKey, state);
+    for (const k of emailKeys) addKey(this.#byEmail, k, state);
+    batch.dirtyUsers.add(state.id);
   }
 
-  #unindexUser(u: UserState, batch: Batch): void {
-    removeFrom(this.#byName, u.nameKey, u.id);
-    batch.dirtyKeys.add(u.nameKey);
-    for (const k of u.emailKeys) {
-      removeFrom(this.#byEmail, k, u.id);
-      batch.dirtyKeys.add(k);
-    }
+  #unindexUser(u: UserState): void {
+    removeKey(this.#byName, u.nameKey, u.id);
+    for (const k of u.emailKeys) removeKey(this.#byEmail, k, u.id);
   }
 
   #deleteUser(id: string, batch: Batch): void {
-    // D26: memberships go with the user, also ones that arrived for an id not (yet) known.
-    for (const groupId of [...(this.#groupsOf.get(id) ?? [])]) this.#removeMember(groupId, id, batch);
     const prev = this.#users.get(id);
     if (prev === undefined) return;
-    this.#unindexUser(prev, batch);
+    // D26: memberships go with the user (the store also sent members.removed for each).
+    for (const g of prev.groups) this.#removeMember(g.id, id, batch);
+    if (batch.emit) {
+      this.#touch(prev.nameKey, batch);
+      for (const k of prev.emailKeys) this.#touch(k, batch);
+    }
+    this.#unindexUser(prev);
     this.#users.delete(id);
     batch.dirtyUsers.delete(id);
     batch.events.push({ type: 'person.deleted', personId: id });
@@ -240,121 +303,79 @@ export class DirectoryIndex {
 
   #setGroup(id: string, displayName: string, externalId: string | undefined, batch: Batch): void {
     const prev = this.#groups.get(id);
-    if (prev !== undefined && prev.displayName === displayName && prev.externalId === externalId) return;
+    if (prev !== undefined && prev.info.displayName === displayName && prev.info.externalId === externalId) return;
+    const gid = prev?.info.id ?? id;
     const info: GroupInfo = Object.freeze(
-      externalId === undefined ? { id, displayName } : { id, displayName, externalId },
+      externalId === undefined ? { id: gid, displayName } : { id: gid, displayName, externalId },
     );
-    this.#groups.set(id, info);
-    const members = this.#members.get(id);
-    if (members !== undefined) for (const userId of members) batch.dirtyUsers.add(userId);
-    if (prev !== undefined) {
-      batch.events.push({ type: 'group.changed', groupId: id, personIds: members === undefined ? [] : [...members] });
+    if (prev === undefined) {
+      this.#groups.set(gid, { info, members: new Set() });
+      return;
     }
+    prev.info = info;
+    for (const userId of prev.members) {
+      const u = this.#users.get(userId);
+      if (u === undefined) continue;
+      u.groups = Object.freeze(u.groups.map((g) => (g.id === gid ? info : g)));
+      batch.dirtyUsers.add(userId);
+    }
+    batch.events.push({ type: 'group.changed', groupId: gid, personIds: [...prev.members] });
   }
 
   #deleteGroup(id: string, batch: Batch): void {
-    const members = this.#members.get(id);
-    const personIds = members === undefined ? [] : [...members];
+    const group = this.#groups.get(id);
+    if (group === undefined) return;
+    const personIds = [...group.members];
     for (const userId of personIds) this.#removeMember(id, userId, batch);
-    this.#members.delete(id);
-    if (this.#groups.delete(id)) batch.events.push({ type: 'group.deleted', groupId: id, personIds });
+    this.#groups.delete(id);
+    batch.events.push({ type: 'group.deleted', groupId: id, personIds });
   }
 
+  /**
+   * Memberships of an unknown user or group are ignored: ids are never reused, so such a change can
+   * only come from a replay after load for an entity that a later change in the same replay deletes.
+   */
   #addMember(groupId: string, userId: string, batch: Batch): void {
-    let members = this.#members.get(groupId);
-    if (members === undefined) {
-      members = new Set();
-      this.#members.set(groupId, members);
-    }
-    if (members.has(userId)) return;
-    members.add(userId);
-    addTo(this.#groupsOf, userId, groupId);
+    const group = this.#groups.get(groupId);
+    const u = this.#users.get(userId);
+    if (group === undefined || u === undefined || group.members.has(u.id)) return;
+    group.members.add(u.id);
+    u.groups = Object.freeze([...u.groups, group.info]);
     this.#memberships += 1;
-    batch.dirtyUsers.add(userId);
+    batch.dirtyUsers.add(u.id);
   }
 
   /** True when the membership existed. */
   #removeMember(groupId: string, userId: string, batch: Batch): boolean {
-    const members = this.#members.get(groupId);
-    if (members === undefined || !members.delete(userId)) return false;
-    removeFrom(this.#groupsOf, userId, groupId);
+    const group = this.#groups.get(groupId);
+    if (group === undefined || !group.members.delete(userId)) return false;
     this.#memberships -= 1;
-    batch.dirtyUsers.add(userId);
+    const u = this.#users.get(userId);
+    if (u !== undefined) {
+      const rest = u.groups.filter((g) => g.id !== groupId);
+      u.groups = rest.length === 0 ? NO_GROUPS : Object.freeze(rest);
+      batch.dirtyUsers.add(userId);
+    }
     return true;
   }
 
-  /** Rebuilds touched persons, re-resolves touched identities, then tells listeners. */
-  #finish(batch: Batch, emit: boolean): void {
+  /** Rebuilds touched persons and their answers, then tells listeners what was revoked. */
+  #finish(batch: Batch): void {
     for (const id of batch.dirtyUsers) {
       const u = this.#users.get(id);
       if (u === undefined) continue;
-      const groupIds = this.#groupsOf.get(id);
-      const groups: GroupInfo[] = [];
-      if (groupIds !== undefined) {
-        for (const g of groupIds) {
-          const info = this.#groups.get(g);
-          if (info !== undefined) groups.push(info);
-        }
-      }
-      u.person = Object.freeze({
-        id,
-        userName: u.userName,
-        active: u.active,
-        groups: groups.length === 0 ? NO_GROUPS : Object.freeze(groups),
-      });
-      u.match = Object.freeze(u.active ? { status: 'active', person: u.person } : { status: 'inactive', person: u.person });
-      batch.dirtyKeys.add(u.nameKey);
-      for (const k of u.emailKeys) batch.dirtyKeys.add(k);
+      u.person = Object.freeze({ id: u.id, userName: u.userName, active: u.active, groups: u.groups });
+      u.match = Object.freeze({ status: u.active ? 'active' : 'inactive', person: u.person } as const);
     }
-    const changed = new Set<string>();
-    for (const key of batch.dirtyKeys) {
-      const before = this.#resolved.get(key);
-      const after = this.#resolve(key);
-      if (after === undefined) this.#resolved.delete(key);
-      else this.#resolved.set(key, after);
-      if (
-        before?.status === 'active' &&
-        !(after?.status === 'active' && after.person.id === before.person.id)
-      ) {
-        changed.add(before.person.id);
-      }
-    }
-    if (!emit || this.#listeners.size === 0) return;
+    if (!batch.emit) return;
     const events = batch.events.filter((ev) => ev.type !== 'membership.removed' || !batch.deleted.has(ev.personId));
-    for (const personId of changed) {
-      if (!batch.deleted.has(personId) && !batch.deactivated.has(personId)) {
-        events.push({ type: 'person.changed', personId });
-      }
+    const changed = new Set<string>();
+    for (const [key, before] of batch.before) {
+      if (before === undefined || batch.deleted.has(before) || batch.deactivated.has(before)) continue;
+      if (this.#activeFor(key) !== before) changed.add(before);
     }
+    for (const personId of changed) events.push({ type: 'person.changed', personId });
     for (const ev of events) this.#emit(ev);
-  }
-
-  #resolve(key: string): PersonMatch | undefined {
-    const names = this.#byName.get(key);
-    const emails = this.#byEmail.get(key);
-    let active: UserState | undefined;
-    let inactive: UserState | undefined;
-    if (names !== undefined) {
-      for (const id of names) {
-        const u = this.#users.get(id);
-        if (u === undefined) continue;
-        if (!u.active) inactive ??= u;
-        else if (active === undefined) active = u;
-        else return AMBIGUOUS; // two active userNames equal after folding: only mid-replay, fail closed
-      }
-      if (active !== undefined) return active.match;
-    }
-    if (emails !== undefined) {
-      for (const id of emails) {
-        const u = this.#users.get(id);
-        if (u === undefined) continue;
-        if (!u.active) inactive ??= u;
-        else if (active === undefined) active = u;
-        else if (active !== u) return AMBIGUOUS;
-      }
-      if (active !== undefined) return active.match;
-    }
-    return inactive?.match;
   }
 
   #emit(ev: RevocationEvent): void {
@@ -374,21 +395,26 @@ export class DirectoryIndex {
 
 const EMPTY_PERSON: Person = Object.freeze({ id: '', userName: '', active: false, groups: NO_GROUPS });
 
-function newBatch(): Batch {
-  return { dirtyUsers: new Set(), dirtyKeys: new Set(), events: [], deleted: new Set(), deactivated: new Set() };
+function newBatch(emit: boolean): Batch {
+  return { emit, dirtyUsers: new Set(), before: new Map(), events: [], deleted: new Set(), deactivated: new Set() };
 }
 
-function addTo(map: Map<string, string[]>, key: string, value: string): void {
-  const list = map.get(key);
-  if (list === undefined) map.set(key, [value]);
-  else if (!list.includes(value)) list.push(value);
+function addKey(index: KeyIndex, key: string, u: UserState): void {
+  const cur = index.get(key);
+  if (cur === undefined) index.set(key, u);
+  else if (!Array.isArray(cur)) {
+    if (cur.id !== u.id) index.set(key, [cur, u]);
+  } else if (!cur.some((x) => x.id === u.id)) cur.push(u);
 }
 
-function removeFrom(map: Map<string, string[]>, key: string, value: string): void {
-  const list = map.get(key);
-  if (list === undefined) return;
-  const i = list.indexOf(value);
-  if (i === -1) return;
-  if (list.length === 1) map.delete(key);
-  else list.splice(i, 1);
+function removeKey(index: KeyIndex, key: string, id: string): void {
+  const cur = index.get(key);
+  if (cur === undefined) return;
+  if (!Array.isArray(cur)) {
+    if (cur.id === id) index.delete(key);
+    return;
+  }
+  const rest = cur.filter((x) => x.id !== id);
+  if (rest.length === 0) index.delete(key);
+  else index.set(key, rest.length === 1 ? rest[0]! : rest);
 }

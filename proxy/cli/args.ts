@@ -2,9 +2,26 @@
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
+export interface LoginArgs {
+  issuer: string;
+  clientId: string;
+  audience?: string;
+  /** Client credentials instead of the device flow; also from ROLEGATE_CLIENT_SECRET. */
+  clientSecret?: string;
+  scope?: string;
+  /** Extra PEM CA file trusted for the issuer's HTTPS. */
+  ca?: string;
+  /** Ignore and do not write the token cache. */
+  noCache: boolean;
+  /** Command and arguments to run with PGPASSWORD set (everything after --exec). */
+  exec?: string[];
+}
+
 export type Command =
   | { name: 'serve'; config: string }
   | { name: 'config-check'; config: string }
+  | { name: 'demo' }
+  | ({ name: 'login' } & LoginArgs)
   | { name: 'help' }
   | { name: 'version' };
 
@@ -17,6 +34,11 @@ export const USAGE = `usage: rolegate <command> [options]
 commands:
   serve --config FILE          run the proxy and the admin/SCIM listener
   config check --config FILE   validate a config file and print every problem with its key path
+  demo                         run the whole system locally with demo people and print psql commands
+  login --issuer URL --client-id ID [--audience A] [--client-secret S] [--scope S] [--ca FILE]
+        [--no-cache] [--exec CMD ARGS...]
+                               get an access token (device flow, or client credentials with a secret),
+                               cache it, print it, or run CMD with PGPASSWORD set
   help                         show this text
   version                      print the version
 
@@ -36,6 +58,11 @@ export function parseArgs(argv: readonly string[]): Command {
       return { name: 'version' };
     case 'serve':
       return { name: 'serve', config: configFlag(rest, 'serve') };
+    case 'demo':
+      if (rest.length > 0) throw new UsageError(`demo: unexpected argument "${rest[0]}"`);
+      return { name: 'demo' };
+    case 'login':
+      return { name: 'login', ...loginArgs(rest) };
     case 'config': {
       const [sub, ...more] = rest;
       if (sub !== 'check') throw new UsageError(`unknown command "config ${sub ?? ''}": did you mean "config check"?`);
@@ -62,4 +89,31 @@ function configFlag(args: readonly string[], command: string): string {
   }
   if (config === undefined || config === '') throw new UsageError(`${command}: --config FILE is required`);
   return config;
+}
+
+function loginArgs(args: readonly string[]): LoginArgs {
+  const out: Partial<LoginArgs> & { noCache: boolean } = { noCache: false };
+  const valued = { '--issuer': 'issuer', '--client-id': 'clientId', '--audience': 'audience', '--client-secret': 'clientSecret', '--scope': 'scope', '--ca': 'ca' } as const;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--exec') {
+      const cmd = args.slice(i + 1);
+      if (cmd.length === 0) throw new UsageError('login: --exec needs a command');
+      out.exec = cmd;
+      break;
+    }
+    if (a === '--no-cache') {
+      out.noCache = true;
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const flag = (eq > 0 ? a.slice(0, eq) : a) as keyof typeof valued;
+    if (!(flag in valued)) throw new UsageError(`login: unexpected argument "${a}"`);
+    const v = eq > 0 ? a.slice(eq + 1) : args[++i];
+    if (v === undefined || v === '') throw new UsageError(`login: ${flag} needs a value`);
+    out[valued[flag]] = v;
+  }
+  if (out.issuer === undefined) throw new UsageError('login: --issuer URL is required');
+  if (out.clientId === undefined) throw new UsageError('login: --client-id ID is required');
+  return out as LoginArgs;
 }

@@ -10,7 +10,7 @@ export interface RelayEndInfo {
   readonly bytesIn: number;
   /** Bytes received from the server (and written to the client). */
   readonly bytesOut: number;
-  /** The socket error or tap violation behind an `error` end; for the log, never for the peer. */
+  /** The socket error (with `client_exit`/`upstream_closed`) or tap violation (`error`); for the log, never for the peer. */
   readonly error?: Error;
 }
 
@@ -92,22 +92,27 @@ export function relay(
   function onServerEnd(): void {
     finish('upstream_closed');
   }
-  function onError(err: Error): void {
-    finish('error', err);
+  // A socket error is that side going away (a reset from a killed client, a backend that vanished):
+  // the audit names the side, not the errno; 'error' stays for a stream the taps cannot follow.
+  function onClientError(err: Error): void {
+    finish('client_exit', err);
+  }
+  function onServerError(err: Error): void {
+    finish('upstream_closed', err);
   }
 
   // 'end' is the peer's FIN; 'close' also covers destroy() and resets that come without an 'end'.
   client.on('data', onClientData).on('drain', onClientDrain).on('end', onClientEnd).on('close', onClientEnd);
-  client.on('error', onError);
+  client.on('error', onClientError);
   server.on('data', onServerData).on('drain', onServerDrain).on('end', onServerEnd).on('close', onServerEnd);
-  server.on('error', onError);
+  server.on('error', onServerError);
 
   function detach(): void {
     stopped = true;
     client.off('data', onClientData).off('drain', onClientDrain).off('end', onClientEnd).off('close', onClientEnd);
-    client.off('error', onError);
+    client.off('error', onClientError);
     server.off('data', onServerData).off('drain', onServerDrain).off('end', onServerEnd).off('close', onServerEnd);
-    server.off('error', onError);
+    server.off('error', onServerError);
     client.pause();
     server.pause();
   }

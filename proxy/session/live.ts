@@ -17,7 +17,7 @@ import type { RoleWithCredentials, SessionDeps } from './deps.js';
 import type { ClientInfo } from './session.js';
 
 /** The client-facing text of each end rolegate causes (FATAL 57P01, PRODUCT.md §2 step 9). */
-const END_MESSAGE: Record<EndByProxy, string> = {
+export const END_MESSAGE: Readonly<Record<EndByProxy, string>> = {
   revoked: 'access revoked',
   token_expired: 'token expired',
   admin_kill: 'terminated by administrator',
@@ -56,10 +56,12 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   const role = decision.rule.role;
   const cancelKey = deps.registry.newCancelKey();
   let statements = 0;
-  let lastClientActivity = startedAt;
+  let lastActivity = startedAt;
   // Whether the upstream may be busy: the client sent something the server has not answered with
   // ReadyForQuery yet. Decides whether an end by rolegate must also cancel the running query.
   let busy = false;
+  // The client sent Terminate: its goodbye is on the way upstream and must not be cut off.
+  let saidGoodbye = false;
   let ended = false;
   const timers: NodeJS.Timeout[] = [];
 
@@ -80,6 +82,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     interesting: () => false,
     onMessage: (msg) => {
       busy = true;
+      if (msg.type === FrontendType.terminate) saidGoodbye = true;
       if (msg.type === FrontendType.query || msg.type === FrontendType.execute || msg.type === FrontendType.functionCall) {
         statements++;
         deps.metrics.statements.inc();
@@ -90,12 +93,18 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     maxPrefix: 0,
     interesting: () => false,
     onMessage: (msg) => {
-      if (msg.type === BackendType.readyForQuery) busy = false;
+      if (msg.type === BackendType.readyForQuery) {
+        busy = false;
+        // Idle time runs from when the session went idle, like PostgreSQL's idle_session_timeout;
+        // counted from the client's last bytes, a statement longer than idleTimeout would have its
+        // session ended as idle as soon as its result arrived.
+        lastActivity = deps.now();
+      }
     },
   });
   const pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd);
   if (deps.settings.idleTimeoutMs > 0) {
-    stream.on('data', () => (lastClientActivity = deps.now()));
+    stream.on('data', () => (lastActivity = deps.now()));
   }
 
   const session: LiveSession = {
@@ -160,7 +169,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     if (maxDurationMs > 0) at(startedAt + maxDurationMs, () => endByProxy('max_duration'));
     if (idleTimeoutMs > 0) {
       const check = (): void => {
-        const idleUntil = lastClientActivity + idleTimeoutMs;
+        const idleUntil = lastActivity + idleTimeoutMs;
         if (deps.now() >= idleUntil && !busy) endByProxy('idle_timeout');
         else at(Math.max(idleUntil, deps.now() + 1000), check);
       };
@@ -178,18 +187,36 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   function onRelayEnd(reason: RelayEndReason, info: { error?: Error }): void {
     if (info.error) log.debug({ err: info.error }, 'relay ended with an error');
     if (reason === 'client_exit') {
-      // The client's Terminate (if any) was relayed; close our side of the upstream too.
-      upstream.socket.end();
-      stream.end();
+      if (info.error) stream.destroy();
+      else stream.end();
+      // The relay paused the upstream socket. A backend in the middle of a response would block
+      // writing to it (wait event ClientWrite) for ever, so a client that vanished mid-statement
+      // gets its upstream connection reset, as the backend's own client would have; otherwise
+      // the server is told goodbye and whatever it still sends is dropped until it closes.
+      if (busy && !saidGoodbye) upstream.socket.destroy();
+      else closeSoon(upstream.socket);
     } else if (reason === 'upstream_closed') {
       // Whatever the server said last (e.g. its own FATAL) has been relayed already.
-      stream.end();
+      if (info.error) stream.destroy();
+      else closeSoon(stream);
       upstream.socket.destroy();
     } else {
       stream.destroy();
       upstream.socket.destroy();
     }
-    finish(reason);
+    // After a Terminate the server closes at once, often before the client's own close arrives:
+    // the session still ended because the client left.
+    finish(reason === 'upstream_closed' && saidGoodbye ? 'client_exit' : reason);
+  }
+
+  /**
+   * Ends our side and reads (and drops) until the peer closes, so that a paused socket neither
+   * blocks the peer's writes nor keeps its descriptor open; a peer that never closes is cut off.
+   */
+  function closeSoon(socket: Socket): void {
+    socket.end();
+    socket.resume();
+    setTimeout(() => socket.destroy(), 2_000).unref();
   }
 
   function endByProxy(reason: EndByProxy): void {

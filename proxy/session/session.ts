@@ -31,6 +31,15 @@ export interface ClientInfo {
 
 type Phase = 'negotiating' | 'tls' | 'startup' | 'password' | 'login' | 'live' | 'closed';
 
+/**
+ * The database a StartupMessage asks for. PostgreSQL's default (ProcessStartupPacket): a missing or
+ * empty `database` is the one named like the user. The decision and the audit event must agree on
+ * it, so both use this (an empty value once reached the audit log as "").
+ */
+function databaseOf(msg: StartupMessage): string {
+  return msg.params.get('database') || (msg.params.get('user') ?? '');
+}
+
 /** Time a refused client gets to read its FATAL before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -175,8 +184,7 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
   async function login(token: string): Promise<void> {
     phase = 'login';
     const requestedUser = startup!.params.get('user')!;
-    // PostgreSQL's default: the database named like the user.
-    const database = startup!.params.get('database') || requestedUser;
+    const database = databaseOf(startup!);
     let verified;
     try {
       verified = await deps.verifier.verify(token);
@@ -271,7 +279,7 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       session: id,
       client: { address: client.address, port: client.port },
       requestedUser: startup?.params.get('user') ?? null,
-      database: startup?.params.get('database') ?? startup?.params.get('user') ?? null,
+      database: startup === undefined ? null : databaseOf(startup) || null,
       reason,
       sqlstate,
     });

@@ -46,9 +46,15 @@ export class ServerTls {
         tls.destroy();
         reject(err);
       };
+      // The server side of a TLSSocket emits no 'error' when the peer leaves mid-handshake, only
+      // 'end' and 'close': without this the upgrade never settles and the session holds its
+      // maxConnections slot until the login timeout (a cheap way to exhaust the limit).
+      const closed = () => fail(new Error('connection closed during the TLS handshake'));
       tls.once('error', fail);
+      tls.once('close', closed);
       tls.once('secure', () => {
         tls.off('error', fail);
+        tls.off('close', closed);
         if (opts.direct && tls.alpnProtocol !== POSTGRESQL_ALPN) {
           tls.destroy();
           reject(new Error('direct TLS connection without ALPN "postgresql"'));

@@ -117,8 +117,9 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX rg_members_user_id ON rg_members (user_id)`,
       // The seam for cross-instance fan-out (PRODUCT.md §8): every committed write appends its batch of
       // DirectoryChanges here and sends NOTIFY rolegate_directory with the row's seq. Writes hold one
-      // transaction-scoped advisory lock, so seq order is commit order with no gaps appearing later: a
-      // follower can LISTEN, then read `WHERE seq > last` and apply rows whose origin is not itself.
+      // transaction-scoped advisory lock, so seq order is commit order: a row with a lower seq never
+      // becomes visible after one with a higher seq. A follower can LISTEN, then read `WHERE seq > last`
+      // and apply the rows whose origin is not itself.
       `CREATE TABLE rg_changes (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         at timestamptz NOT NULL DEFAULT now(),

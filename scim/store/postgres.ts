@@ -63,6 +63,20 @@ const GROUP_WHERE: Record<GroupKey['attr'], string> = {
   'members.value': 'id IN (SELECT group_id FROM rg_members WHERE user_id = $1)',
 };
 
+/** A key lookup as SQL: a constant WHERE fragment with the (folded) key value as $1. */
+interface Filter {
+  where: string;
+  value: string;
+}
+
+function userFilter(key: UserKey | undefined): Filter | undefined {
+  return key === undefined ? undefined : { where: USER_WHERE[key.attr], value: userKeyValue(key) };
+}
+
+function groupFilter(key: GroupKey | undefined): Filter | undefined {
+  return key === undefined ? undefined : { where: GROUP_WHERE[key.attr], value: groupKeyValue(key) };
+}
+
 interface ResourceRow {
   seq: string;
   id: string;
@@ -178,27 +192,27 @@ class PostgresStore implements DirectoryStore {
   }
 
   async listUsers(opts: { key?: UserKey; offset: number; limit: number }): Promise<Page<UserRecord>> {
-    const rows = await this.#page<ResourceRow>('rg_users', opts.key === undefined ? undefined : USER_WHERE[opts.key.attr], opts.key === undefined ? undefined : userKeyValue(opts.key), opts);
-    return { total: rows.total, items: rows.items.map(toUser) };
+    const page = await this.#page<ResourceRow>('rg_users', userFilter(opts.key), opts);
+    return { total: page.total, items: page.items.map(toUser) };
   }
 
-  /** count(*) and one page in parallel; `table` and `where` are constants of this file. */
+  /** count(*) and one page in parallel; `table` and the filter's SQL are constants of this file. */
   async #page<R extends pg.QueryResultRow>(
     table: 'rg_users' | 'rg_groups',
-    where: string | undefined,
-    value: string | undefined,
+    filter: Filter | undefined,
     opts: { offset: number; limit: number },
   ): Promise<Page<R>> {
     const { offset, limit } = pageBounds(opts.offset, opts.limit);
-    const params = value === undefined ? [] : [value];
-    const cond = where ?? 'TRUE';
+    const params = filter === undefined ? [] : [filter.value];
+    const cond = filter?.where ?? 'TRUE';
     const n = params.length;
     const [count, page] = await Promise.all([
       this.#pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${cond}`, params),
       limit === 0
         ? undefined
         : this.#pool.query<R>(
-            `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${cond} ORDER BY seq LIMIT $${n + 1} OFFSET $${n + 2}`,
+            `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${cond}
+             ORDER BY seq LIMIT $${n + 1} OFFSET $${n + 2}`,
             [...params, limit, offset],
           ),
     ]);
@@ -206,20 +220,17 @@ class PostgresStore implements DirectoryStore {
   }
 
   async *scanUsers(key?: UserKey): AsyncIterable<UserRecord> {
-    for await (const rows of this.#scan<ResourceRow>('rg_users', key === undefined ? undefined : USER_WHERE[key.attr], key === undefined ? undefined : userKeyValue(key))) {
+    for await (const rows of this.#scan<ResourceRow>('rg_users', userFilter(key))) {
       for (const row of rows) yield toUser(row);
     }
   }
 
   /** Keyset pagination on seq: each batch is one short query, no cursor or connection held between. */
-  async *#scan<R extends ResourceRow>(
-    table: 'rg_users' | 'rg_groups',
-    where: string | undefined,
-    value: string | undefined,
-  ): AsyncIterable<R[]> {
-    const params = value === undefined ? [] : [value];
+  async *#scan<R extends ResourceRow>(table: 'rg_users' | 'rg_groups', filter: Filter | undefined): AsyncIterable<R[]> {
+    const params = filter === undefined ? [] : [filter.value];
     const n = params.length;
-    const sql = `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${where ?? 'TRUE'} AND seq > $${n + 1}::bigint ORDER BY seq LIMIT ${SCAN_BATCH}`;
+    const sql = `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${filter?.where ?? 'TRUE'}
+                 AND seq > $${n + 1}::bigint ORDER BY seq LIMIT ${SCAN_BATCH}`;
     let after = '0';
     for (;;) {
       const { rows } = await this.#pool.query<R>(sql, [...params, after]);
@@ -274,7 +285,9 @@ class PostgresStore implements DirectoryStore {
       const json0 = JSON.stringify(row.attributes);
       const next = mutate(toUser(row));
       // D11: a no-op writes nothing; re-parsed in case the mutation touched its argument.
-      if (next === undefined) return { result: toUser({ ...row, attributes: JSON.parse(json0) as ScimAttributes }), changes: [] };
+      if (next === undefined) {
+        return { result: toUser({ ...row, attributes: JSON.parse(json0) as ScimAttributes }), changes: [] };
+      }
       const cols = userColumns(next);
       if (cols.userNameLc !== row.user_name_lc) await requireFreeUserName(c, cols);
       const json = JSON.stringify(next);
@@ -295,14 +308,20 @@ class PostgresStore implements DirectoryStore {
 
   async deleteUser(id: string): Promise<boolean> {
     return this.#write(async (c) => {
-      const removed = await c.query<{ group_id: string }>('DELETE FROM rg_members WHERE user_id = $1 RETURNING group_id', [id]);
+      const removed = await c.query<{ group_id: string }>(
+        'DELETE FROM rg_members WHERE user_id = $1 RETURNING group_id',
+        [id],
+      );
       const deleted = await c.query('DELETE FROM rg_users WHERE id = $1', [id]);
       if (deleted.rowCount === 0) return { result: false, changes: [] };
       const groupIds = removed.rows.map((r) => r.group_id);
       const changes: DirectoryChange[] = [];
       if (groupIds.length > 0) {
         // The groups' members changed (D26), so their lastModified moves too.
-        await c.query('UPDATE rg_groups SET last_modified = $1 WHERE id = ANY($2::text[])', [this.#opts.now(), groupIds]);
+        await c.query('UPDATE rg_groups SET last_modified = $1 WHERE id = ANY($2::text[])', [
+          this.#opts.now(),
+          groupIds,
+        ]);
         for (const groupId of groupIds) changes.push({ type: 'members.removed', groupId, userIds: [id] });
       }
       changes.push({ type: 'user.deleted', id });
@@ -334,14 +353,18 @@ class PostgresStore implements DirectoryStore {
     return rows.map((r) => toGroup(r, byGroup.get(r.id) ?? []));
   }
 
-  async listGroups(opts: { key?: GroupKey; offset: number; limit: number; members: boolean }): Promise<Page<GroupRecord>> {
-    const page = await this.#page<ResourceRow>('rg_groups', opts.key === undefined ? undefined : GROUP_WHERE[opts.key.attr], opts.key === undefined ? undefined : groupKeyValue(opts.key), opts);
+  async listGroups(opts: {
+    key?: GroupKey;
+    offset: number;
+    limit: number;
+    members: boolean;
+  }): Promise<Page<GroupRecord>> {
+    const page = await this.#page<ResourceRow>('rg_groups', groupFilter(opts.key), opts);
     return { total: page.total, items: await this.#withMembers(page.items, opts.members) };
   }
 
   async *scanGroups(opts: { key?: GroupKey; members: boolean }): AsyncIterable<GroupRecord> {
-    const key = opts.key;
-    for await (const rows of this.#scan<ResourceRow>('rg_groups', key === undefined ? undefined : GROUP_WHERE[key.attr], key === undefined ? undefined : groupKeyValue(key))) {
+    for await (const rows of this.#scan<ResourceRow>('rg_groups', groupFilter(opts.key))) {
       for (const g of await this.#withMembers(rows, opts.members)) yield g;
     }
   }
@@ -363,10 +386,8 @@ class PostgresStore implements DirectoryStore {
       await insertMembers(c, id, wanted, 0);
       const changes: DirectoryChange[] = [groupChange(id, cols)];
       if (wanted.length > 0) changes.push({ type: 'members.added', groupId: id, userIds: wanted.map((m) => m.value) });
-      return {
-        result: { id, created: now, lastModified: now, attributes: JSON.parse(json) as ScimAttributes, members: wanted },
-        changes,
-      };
+      const attrs = JSON.parse(json) as ScimAttributes;
+      return { result: { id, created: now, lastModified: now, attributes: attrs, members: wanted }, changes };
     });
   }
 
@@ -388,7 +409,9 @@ class PostgresStore implements DirectoryStore {
         };
       }
       const cols = groupColumns(next.attributes);
-      if (cols.displayNameLc !== row.display_name_lc) await requireFreeDisplayName(c, cols.displayNameLc, cols.displayName);
+      if (cols.displayNameLc !== row.display_name_lc) {
+        await requireFreeDisplayName(c, cols.displayNameLc, cols.displayName);
+      }
       const diff = diffMembers(memberRows.map(toMember), normalizeMembers(next.members));
       await requireUsers(c, diff.added);
       if (diff.removed.length > 0) {
@@ -415,10 +438,9 @@ class PostgresStore implements DirectoryStore {
       if (diff.added.length > 0) {
         changes.push({ type: 'members.added', groupId: id, userIds: diff.added.map((m) => m.value) });
       }
-      return {
-        result: { id, created: row.created, lastModified: now, attributes: JSON.parse(json) as ScimAttributes, members: diff.next },
-        changes,
-      };
+      const attrs = JSON.parse(json) as ScimAttributes;
+      const result = { id, created: row.created, lastModified: now, attributes: attrs, members: diff.next };
+      return { result, changes };
     });
   }
 
@@ -439,14 +461,18 @@ class PostgresStore implements DirectoryStore {
       // REPEATABLE READ: the four reads see one committed state.
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       try {
-        const emailRows = await c.query<{ user_id: string; email: string }>('SELECT user_id, email FROM rg_user_emails');
+        const emailRows = await c.query<{ user_id: string; email: string }>(
+          'SELECT user_id, email FROM rg_user_emails',
+        );
         const userRows = await c.query<{ id: string; user_name: string; active: boolean }>(
           'SELECT id, user_name, active FROM rg_users ORDER BY seq',
         );
         const groupRows = await c.query<{ id: string; display_name: string; external_id: string | null }>(
           'SELECT id, display_name, external_id FROM rg_groups ORDER BY seq',
         );
-        const memberRows = await c.query<{ group_id: string; user_id: string }>('SELECT group_id, user_id FROM rg_members');
+        const memberRows = await c.query<{ group_id: string; user_id: string }>(
+          'SELECT group_id, user_id FROM rg_members',
+        );
         await c.query('COMMIT');
         const emails = new Map<string, string[]>();
         for (const r of emailRows.rows) {
@@ -455,7 +481,12 @@ class PostgresStore implements DirectoryStore {
           else list.push(r.email);
         }
         return {
-          users: userRows.rows.map((r) => ({ id: r.id, userName: r.user_name, active: r.active, emails: emails.get(r.id) ?? [] })),
+          users: userRows.rows.map((r) => ({
+            id: r.id,
+            userName: r.user_name,
+            active: r.active,
+            emails: emails.get(r.id) ?? [],
+          })),
           groups: groupRows.rows.map((r) =>
             r.external_id === null
               ? { id: r.id, displayName: r.display_name }
@@ -504,13 +535,19 @@ async function requireUsers(c: pg.PoolClient, members: readonly MemberRef[]): Pr
 async function insertEmails(c: pg.PoolClient, id: string, cols: UserColumns): Promise<void> {
   if (cols.emails.length === 0) return;
   await c.query(
-    'INSERT INTO rg_user_emails (user_id, email_lc, email) SELECT $1, e.lc, e.v FROM unnest($2::text[], $3::text[]) AS e(lc, v)',
+    `INSERT INTO rg_user_emails (user_id, email_lc, email)
+     SELECT $1, e.lc, e.v FROM unnest($2::text[], $3::text[]) AS e(lc, v)`,
     [id, cols.emails.map((e) => e.lc), cols.emails.map((e) => e.value)],
   );
 }
 
 /** One INSERT for the whole batch (10,000 members in one statement); positions continue after `lastPos`. */
-async function insertMembers(c: pg.PoolClient, groupId: string, members: readonly MemberRef[], lastPos: number): Promise<void> {
+async function insertMembers(
+  c: pg.PoolClient,
+  groupId: string,
+  members: readonly MemberRef[],
+  lastPos: number,
+): Promise<void> {
   if (members.length === 0) return;
   await c.query(
     `INSERT INTO rg_members (group_id, user_id, pos, display)

@@ -150,7 +150,8 @@ class SqliteStore implements DirectoryStore {
       limit === 0 || offset >= total
         ? []
         : this.#rows<ResourceRow>(
-            `SELECT seq, id, created, last_modified, attributes FROM rg_users WHERE ${where} ORDER BY seq LIMIT ? OFFSET ?`,
+            `SELECT seq, id, created, last_modified, attributes FROM rg_users WHERE ${where}
+             ORDER BY seq LIMIT ? OFFSET ?`,
             ...params,
             limit,
             offset,
@@ -159,7 +160,8 @@ class SqliteStore implements DirectoryStore {
   }
 
   async *scanUsers(key?: UserKey): AsyncIterable<UserRecord> {
-    const sql = `SELECT seq, id, created, last_modified, attributes FROM rg_users WHERE ${USER_WHERE[key?.attr ?? 'all']} AND seq > ? ORDER BY seq LIMIT ${SCAN_BATCH}`;
+    const sql = `SELECT seq, id, created, last_modified, attributes FROM rg_users
+                 WHERE ${USER_WHERE[key?.attr ?? 'all']} AND seq > ? ORDER BY seq LIMIT ${SCAN_BATCH}`;
     const params = key === undefined ? [] : [userKeyValue(key)];
     let after = 0;
     for (;;) {
@@ -229,8 +231,8 @@ class SqliteStore implements DirectoryStore {
       const json = JSON.stringify(next);
       const now = this.#opts.now();
       this.#stmt(
-        `UPDATE rg_users SET user_name = ?, user_name_lc = ?, external_id = ?, active = ?, last_modified = ?, attributes = ?
-         WHERE id = ?`,
+        `UPDATE rg_users SET user_name = ?, user_name_lc = ?, external_id = ?, active = ?, last_modified = ?,
+         attributes = ? WHERE id = ?`,
       ).run(cols.userName, cols.userNameLc, cols.externalId, cols.active ? 1 : 0, now, json, id);
       this.#stmt('DELETE FROM rg_user_emails WHERE user_id = ?').run(id);
       this.#insertEmails(id, cols);
@@ -283,7 +285,8 @@ class SqliteStore implements DirectoryStore {
     for (const id of groupIds) out.set(id, []);
     if (groupIds.length === 0) return out;
     const rows = this.#rows<MemberRow>(
-      'SELECT group_id, user_id, display, pos FROM rg_members WHERE group_id IN (SELECT value FROM json_each(?)) ORDER BY pos',
+      `SELECT group_id, user_id, display, pos FROM rg_members
+       WHERE group_id IN (SELECT value FROM json_each(?)) ORDER BY pos`,
       JSON.stringify(groupIds),
     );
     for (const r of rows) out.get(r.group_id)?.push(toMember(r));
@@ -295,7 +298,12 @@ class SqliteStore implements DirectoryStore {
     return rows.map((r) => toGroup(r, byGroup?.get(r.id) ?? []));
   }
 
-  async listGroups(opts: { key?: GroupKey; offset: number; limit: number; members: boolean }): Promise<Page<GroupRecord>> {
+  async listGroups(opts: {
+    key?: GroupKey;
+    offset: number;
+    limit: number;
+    members: boolean;
+  }): Promise<Page<GroupRecord>> {
     const where = GROUP_WHERE[opts.key?.attr ?? 'all'];
     const params = opts.key === undefined ? [] : [groupKeyValue(opts.key)];
     const { offset, limit } = pageBounds(opts.offset, opts.limit);
@@ -311,7 +319,8 @@ class SqliteStore implements DirectoryStore {
   }
 
   async *scanGroups(opts: { key?: GroupKey; members: boolean }): AsyncIterable<GroupRecord> {
-    const sql = `SELECT seq, id, created, last_modified, attributes FROM rg_groups WHERE ${GROUP_WHERE[opts.key?.attr ?? 'all']} AND seq > ? ORDER BY seq LIMIT ${SCAN_BATCH}`;
+    const sql = `SELECT seq, id, created, last_modified, attributes FROM rg_groups
+                 WHERE ${GROUP_WHERE[opts.key?.attr ?? 'all']} AND seq > ? ORDER BY seq LIMIT ${SCAN_BATCH}`;
     const params = opts.key === undefined ? [] : [groupKeyValue(opts.key)];
     let after = 0;
     for (;;) {
@@ -354,10 +363,8 @@ class SqliteStore implements DirectoryStore {
       this.#insertMembers(id, wanted, 1);
       const changes: DirectoryChange[] = [groupChange(id, cols)];
       if (wanted.length > 0) changes.push({ type: 'members.added', groupId: id, userIds: wanted.map((m) => m.value) });
-      return {
-        result: { id, created: now, lastModified: now, attributes: JSON.parse(json) as ScimAttributes, members: wanted },
-        changes,
-      };
+      const attrs = JSON.parse(json) as ScimAttributes;
+      return { result: { id, created: now, lastModified: now, attributes: attrs, members: wanted }, changes };
     });
   }
 

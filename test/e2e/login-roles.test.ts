@@ -1,6 +1,7 @@
 // Login path, who becomes which role (PRODUCT.md §2 steps 5-7): default and requested roles with pg,
 // postgres.js and psql, the certificate role, every 28000 refusal with its exact text and audit
 // reason, and the startup parameters that reach (or may not reach) the upstream.
+import type pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATCH_URN, startStack, USER_URN, type Stack } from '../helpers/stack.js';
@@ -18,6 +19,7 @@ beforeAll(async () => {
     dave: await stack.provision('dave@corp.com', ['engineering'], { active: false }),
     erin: await stack.provision('erin@corp.com', ['engineering']),
     frank: await stack.provision('frank@corp.com', []),
+    grace: await stack.provision('grace', ['analysts'], { emails: ['grace@corp.com'] }),
   };
 });
 afterAll(async () => {
@@ -86,6 +88,16 @@ describe('default and requested roles', () => {
     const asReader = await psql(conninfo(stack, 'Bob@Corp.com'), token, ['-v', 'VERBOSITY=verbose', '-Atc', "insert into items (name) values ('psql-reader')"]);
     expect(asReader.exitCode).not.toBe(0);
     expect(asReader.stderr).toContain('ERROR:  42501: permission denied for table items');
+  });
+
+  it('a person found by email (userName differs from the token\'s email) logs in under either name', async () => {
+    const token = await stack.tokenFor('grace@corp.com');
+    for (const user of ['grace', 'grace@corp.com', 'GRACE']) {
+      const rows = await withPg(stack.pgConfig(user, token), async (c) => (await c.query(who)).rows);
+      expect(rows).toEqual([{ u: stack.roles.reader, s: stack.roles.reader }]);
+    }
+    // Refusals name the person by userName.
+    expect(await pgLoginError(stack.pgConfig(stack.roles.writer, token))).toEqual({ code: '28000', message: `"grace" may not use role "${stack.roles.writer}"` });
   });
 
   it('the TLS client-certificate role works through the proxy', async () => {
@@ -162,6 +174,19 @@ describe('refusals (FATAL 28000, reason in the audit log)', () => {
   });
 });
 
+describe('upstream refusal', () => {
+  it('a database the upstream does not have: 08006, one line, the server\'s text only in the log', async () => {
+    // ops grants the certificate role on every database ("*"), so rolegate lets the login through.
+    const token = await stack.tokenFor('carol@corp.com');
+    expect(await pgLoginError(stack.pgConfig('carol@corp.com', token, { database: 'no_such_db_e2e' }))).toEqual({
+      code: '08006',
+      message: 'upstream refused the connection',
+    });
+    expect(lastDenied(stack)).toMatchObject({ reason: 'upstream:UPSTREAM_REFUSED', sqlstate: '08006', database: 'no_such_db_e2e' });
+    expect(stack.logLines().some((l) => l.includes('upstream login failed') && l.includes('3D000'))).toBe(true);
+  });
+});
+
 describe('startup parameters', () => {
   it('options=-c statement_timeout is applied upstream (pg and psql)', async () => {
     const token = await stack.tokenFor('alice@corp.com');
@@ -182,6 +207,16 @@ describe('startup parameters', () => {
     expect(await pgLoginError(stack.pgConfig('alice@corp.com', token, { options: '-B 10' }))).toEqual({
       code: '42501',
       message: 'only "-c name=value" settings are allowed in options, not "-B"',
+    });
+  });
+
+  it('a replication connection is refused with 0A000', async () => {
+    const token = await stack.tokenFor('alice@corp.com');
+    // pg forwards `replication` as a startup parameter; @types/pg does not list it.
+    const replication = { replication: 'database' } as Partial<pg.ClientConfig>;
+    expect(await pgLoginError(stack.pgConfig('alice@corp.com', token, replication))).toEqual({
+      code: '0A000',
+      message: 'replication connections are not supported through rolegate',
     });
   });
 

@@ -199,6 +199,11 @@ export class RawClient {
     return r;
   }
 
+  /** Half-closes (FIN, and close_notify inside TLS). */
+  end(): void {
+    this.#socket.end();
+  }
+
   destroy(): void {
     this.#socket.destroy();
   }

@@ -1,0 +1,47 @@
+// `rolegate login --exec CMD ARGS...`: runs CMD with the token in PGPASSWORD (libpq reads it as the
+// password), the terminal handed over, and its exit status passed back as ours.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+
+// Forwarded so that `kill <rolegate pid>` reaches psql too. A Ctrl+C at the terminal already reaches
+// both (same process group); psql then sees it twice, which only repeats a cancel request.
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Exit statuses for a command that could not be started, as shells and env(1) use them. */
+export const EXEC_EXIT = { notFound: 127, notExecutable: 126 } as const;
+
+/**
+ * Runs `command` with `env` plus PGPASSWORD=`token`, stdio inherited. Resolves with its exit code, or
+ * 128 + the signal number when a signal ended it (the shell convention). `say` gets one line when the
+ * command cannot be started.
+ */
+export function execWithToken(command: readonly string[], token: string, env: NodeJS.ProcessEnv, say: (line: string) => void): Promise<number> {
+  const [file, ...args] = command;
+  if (file === undefined || file === '') {
+    say('--exec needs a command');
+    return Promise.resolve(EXEC_EXIT.notFound);
+  }
+  return new Promise<number>((resolve) => {
+    const child = spawn(file, args, { stdio: 'inherit', env: { ...env, PGPASSWORD: token } });
+    const forward = (signal: NodeJS.Signals): void => {
+      child.kill(signal);
+    };
+    for (const s of FORWARDED) process.on(s, forward);
+    let settled = false;
+    const done = (code: number): void => {
+      if (settled) return;
+      settled = true;
+      for (const s of FORWARDED) process.off(s, forward);
+      resolve(code);
+    };
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      const notFound = err.code === 'ENOENT';
+      say(`cannot run ${JSON.stringify(file)}: ${notFound ? 'command not found' : (err.code ?? 'error')}`);
+      done(notFound ? EXEC_EXIT.notFound : EXEC_EXIT.notExecutable);
+    });
+    child.once('exit', (code, signal) => {
+      if (code !== null) done(code);
+      else done(128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)));
+    });
+  });
+}
