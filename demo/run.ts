@@ -57,6 +57,9 @@ export async function runDemo(io: DemoIo): Promise<number> {
     await untilAborted(io.signal);
     say('stopping ...');
   } catch (err) {
+    // Ctrl+C in a terminal also reaches our children (openssl, initdb); one of them may fail before
+    // the signal reaches us, and that failure is the interruption, not an error to report.
+    if (!io.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 100));
     if (!io.signal.aborted) failure = oneLine(err);
     else say('interrupted; stopping ...');
   } finally {

@@ -48,10 +48,15 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
   const { logger } = deps;
   const metrics = createMetrics();
   const audit = createAuditEmitter({ logger, instance: deps.instance });
-  const store = await openStore(config.directory.store);
+  const store = await openStore(config.directory.store, {
+    onListenerError: (err) => logger.error({ err }, 'directory change listener failed'),
+    onBackgroundError: (err) => logger.warn({ err }, 'directory store background error'),
+  });
+  // Each part registers its cleanup as it starts; shutdown runs them newest first.
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   try {
     const directory = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
+    cleanups.push(async () => directory.close());
     logger.info({ store: store.kind, ...directory.stats() }, 'directory loaded');
 
     const verifier = createTokenVerifier({
@@ -93,12 +98,6 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       instance: deps.instance,
       now: deps.now ?? Date.now,
     };
-    const listener = new ProxyListener(sessionDeps, { maxConnections: config.proxy.maxConnections });
-    const proxyAddr = await listener.listen(config.proxy.listen.host, config.proxy.listen.port);
-    // Drain first on close: sessions end before the store and the admin API go away.
-    cleanups.unshift(() => listener.drain(config.proxy.drainTimeout));
-    logger.info({ proxy: `${proxyAddr.address}:${proxyAddr.port}`, tls: tls !== undefined }, 'proxy listener ready');
-
     const service = new ScimService({ store, audit: (e) => audit({ type: 'directory.change', ...e }) });
     const scimTokens = config.scim?.tokens ?? [];
     if (scimTokens.length === 0) logger.warn('scim.tokens is not set: the SCIM endpoint refuses every request');
@@ -135,10 +134,17 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     server.headersTimeout = 30_000;
     server.requestTimeout = 120_000;
     await listen(server, config.admin.listen.host, config.admin.listen.port);
-    cleanups.splice(1, 0, () => closeServer(server));
+    cleanups.push(() => closeServer(server));
     const addr = server.address() as AddressInfo;
     const admin = { host: addr.address, port: addr.port, protocol: config.admin.tls ? ('https' as const) : ('http' as const) };
     logger.info({ admin: `${admin.protocol}://${admin.host}:${admin.port}` }, 'admin listener ready');
+
+    // The proxy listener starts last and so drains first: while sessions finish, SCIM still
+    // revokes them and the store is still there.
+    const listener = new ProxyListener(sessionDeps, { maxConnections: config.proxy.maxConnections });
+    const proxyAddr = await listener.listen(config.proxy.listen.host, config.proxy.listen.port);
+    cleanups.push(() => listener.drain(config.proxy.drainTimeout));
+    logger.info({ proxy: `${proxyAddr.address}:${proxyAddr.port}`, tls: tls !== undefined }, 'proxy listener ready');
 
     let closing: Promise<void> | undefined;
     return {
@@ -236,7 +242,7 @@ function closeServer(server: Server): Promise<void> {
 }
 
 async function runAll(steps: (() => Promise<void>)[], logger: Logger): Promise<void> {
-  for (const step of steps) {
+  for (const step of [...steps].reverse()) {
     try {
       await step();
     } catch (err) {

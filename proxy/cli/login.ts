@@ -71,7 +71,8 @@ async function obtainToken(args: LoginArgs, io: LoginIo, say: (line: string) => 
   const fetcher = createBoundedFetch({ ...(ca === undefined ? {} : { ca }), timeoutMs: REQUEST_TIMEOUT_MS });
   const cancellable: oidc.CustomFetch = (url, init) =>
     fetcher(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, interrupt.signal]) : interrupt.signal });
-  const secrets = args.clientSecret === undefined ? [] : [args.clientSecret];
+  // Neither may reach the terminal, even if an issuer echoed one back in an error description.
+  const secrets = [args.clientSecret, cached?.refreshToken].filter((s): s is string => s !== undefined);
   let step = 'discovery';
   try {
     const config = await connectIssuer(issuerUrl, args.clientId, args.clientSecret, cancellable);

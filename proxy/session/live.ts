@@ -58,7 +58,8 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   let statements = 0;
   let lastActivity = startedAt;
   // Whether the upstream may be busy: the client sent something the server has not answered with
-  // ReadyForQuery yet. Decides whether an end by rolegate must also cancel the running query.
+  // ReadyForQuery yet. Decides whether an end by rolegate must also cancel the running query, and
+  // whether a client that left can be followed by a polite goodbye upstream or only by a reset.
   let busy = false;
   // The client sent Terminate: its goodbye is on the way upstream and must not be cut off.
   let saidGoodbye = false;
@@ -192,9 +193,10 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       // The relay paused the upstream socket. A backend in the middle of a response would block
       // writing to it (wait event ClientWrite) for ever, so a client that vanished mid-statement
       // gets its upstream connection reset, as the backend's own client would have; otherwise
-      // the server is told goodbye and whatever it still sends is dropped until it closes.
+      // the server is told goodbye (the client's Terminate, or ours for a client that just closed)
+      // and whatever it still sends is dropped until it closes.
       if (busy && !saidGoodbye) upstream.socket.destroy();
-      else closeSoon(upstream.socket);
+      else closeSoon(upstream.socket, saidGoodbye ? undefined : TERMINATE);
     } else if (reason === 'upstream_closed') {
       // Whatever the server said last (e.g. its own FATAL) has been relayed already.
       if (info.error) stream.destroy();
@@ -213,8 +215,9 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
    * Ends our side and reads (and drops) until the peer closes, so that a paused socket neither
    * blocks the peer's writes nor keeps its descriptor open; a peer that never closes is cut off.
    */
-  function closeSoon(socket: Socket): void {
-    socket.end();
+  function closeSoon(socket: Socket, last?: Buffer): void {
+    if (last === undefined) socket.end();
+    else socket.end(last);
     socket.resume();
     setTimeout(() => socket.destroy(), 2_000).unref();
   }
@@ -228,10 +231,16 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     else stream.destroy();
     setTimeout(() => stream.destroy(), 2_000).unref();
     if (busy) {
+      // The statement must not outlive the session. A backend blocked writing to the paused socket
+      // (ClientWrite) never reads a Terminate, so the connection is reset, which ends it at its
+      // next write without waiting for a timer; the cancel stops a statement that is not writing
+      // (e.g. pg_sleep) and so would not notice the reset until it finishes.
       session.cancel().catch((err: unknown) => log.debug({ err }, 'cancel on session end failed'));
+      upstream.socket.destroy();
+    } else {
+      upstream.socket.end(TERMINATE);
+      setTimeout(() => upstream.socket.destroy(), 2_000).unref();
     }
-    upstream.socket.end(TERMINATE);
-    setTimeout(() => upstream.socket.destroy(), 2_000).unref();
     finish(reason);
   }
 

@@ -86,15 +86,6 @@ function emailKeys(emails: unknown): EmailKey[] {
   return out;
 }
 
-/** True when two email lists index the same keys with the same stored spelling. */
-export function sameEmails(a: readonly EmailKey[], b: readonly EmailKey[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i]?.value !== b[i]?.value) return false;
-  }
-  return true;
-}
-
 /**
  * Members as the store keeps them: every `value` a non-empty string, de-duplicated by `value` (first
  * wins, RFC 7644 §3.5.2.1 / D11), `display` kept only when it is a string.

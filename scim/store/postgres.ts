@@ -260,13 +260,32 @@ class PostgresStore implements DirectoryStore {
     const id = this.#opts.newId();
     const now = this.#opts.now();
     return this.#write(async (c) => {
-      await requireFreeUserName(c, cols);
-      await c.query(
-        `INSERT INTO rg_users (id, user_name, user_name_lc, external_id, active, created, last_modified, attributes)
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7::json)`,
-        [id, cols.userName, cols.userNameLc, cols.externalId, cols.active, now, json],
+      // One round trip for the uniqueness check, the user and its email keys (initial provisioning
+      // pushes every user of the company one by one).
+      const { rows } = await c.query<{ n: number }>(
+        `WITH u AS (
+           INSERT INTO rg_users (id, user_name, user_name_lc, external_id, active, created, last_modified, attributes)
+           VALUES ($1, $2, $3, $4, $5, $6, $6, $7::json)
+           ON CONFLICT (user_name_lc) DO NOTHING
+           RETURNING id
+         ), e AS (
+           INSERT INTO rg_user_emails (user_id, email_lc, email)
+           SELECT u.id, e.lc, e.v FROM u, unnest($8::text[], $9::text[]) AS e(lc, v)
+         )
+         SELECT count(*)::int AS n FROM u`,
+        [
+          id,
+          cols.userName,
+          cols.userNameLc,
+          cols.externalId,
+          cols.active,
+          now,
+          json,
+          cols.emails.map((e) => e.lc),
+          cols.emails.map((e) => e.value),
+        ],
       );
-      await insertEmails(c, id, cols);
+      if (rows[0]?.n !== 1) throw userNameTaken(cols.userName);
       return {
         result: { id, created: now, lastModified: now, attributes: JSON.parse(json) as ScimAttributes },
         changes: [userChange(id, cols)],

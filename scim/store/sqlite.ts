@@ -1,5 +1,5 @@
 // The embedded directory store: one SQLite file (WAL, synchronous=FULL), written by one process.
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { GroupMembership, GroupRecord, MemberRef, ScimAttributes, UserRecord } from '../model.js';
@@ -70,7 +70,12 @@ interface MemberRow {
 /** Opens (creating the parent folder) and migrates a SQLite store; `:memory:` for tests. */
 export async function openSqliteStore(path: string, opts?: StoreOptions): Promise<DirectoryStore> {
   const file = path === ':memory:' ? path : resolve(path);
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (file !== ':memory:') {
+    // The directory holds personal data: folders we create and a new file are private to the
+    // service user (SQLite gives the -wal and -shm files the database file's permissions).
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    closeSync(openSync(file, 'a', 0o600));
+  }
   return new SqliteStore(await openSqliteDatabase(file), resolveStoreOptions(opts));
 }
 

@@ -53,7 +53,10 @@ describe('rolegate serve', () => {
     const file = await writeConfig('basic', `sqlite:${join(dir.path, 'basic.db')}`, port);
     const srv = await startServe(file, `${base}/healthz`, { SCIM_TOKEN: TOKEN });
     try {
-      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      // The config's issuer and upstream are not running: not ready, and /readyz says why.
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.text()).toMatch(/identity provider keys unreachable|upstream database unreachable/);
       const created = await scim(base, '/Users', 'POST', { schemas: [USER], userName: 'alice@corp.example' });
       expect(created.status).toBe(201);
       expect((await scim(base, '/Users?filter=' + encodeURIComponent('userName eq "ALICE@corp.example"'))).status).toBe(200);

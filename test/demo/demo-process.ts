@@ -51,9 +51,27 @@ export async function startDemoProcess(env: Record<string, string> = cleanEnv(),
     const wallMsToReady = await ready;
     return { child, lines: () => out.split('\n'), stderr: () => err, wallMsToReady, exited };
   } catch (e) {
-    child.kill('SIGKILL');
+    // SIGINT first: the demo then stops whatever it started; SIGKILL would leave PostgreSQL running.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
     throw e;
   }
+}
+
+/**
+ * Ends a demo the way a person would (SIGINT), so that it stops its PostgreSQL and removes its folder
+ * even when a test failed half-way; SIGKILL only if it does not exit in time.
+ */
+export async function stopDemoProcess(demo: DemoProcess, timeoutMs = 20_000): Promise<void> {
+  if (demo.child.exitCode !== null || demo.child.signalCode !== null) return;
+  demo.child.kill('SIGINT');
+  const timer = setTimeout(() => demo.child.kill('SIGKILL'), timeoutMs);
+  await demo.exited;
+  clearTimeout(timer);
 }
 
 /** Runs `rolegate demo` to its end (for failures); returns its output and exit code. */
@@ -64,7 +82,10 @@ export function runDemoToEnd(env: Record<string, string>, timeoutMs = 60_000): P
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGINT');
+      setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
+    }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);

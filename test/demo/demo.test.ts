@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/cli.js';
-import { cleanEnv, printedLine, runDemoToEnd, startDemoProcess, type DemoProcess } from './demo-process.js';
+import { cleanEnv, printedLine, runDemoToEnd, startDemoProcess, stopDemoProcess, type DemoProcess } from './demo-process.js';
 
 interface Shell {
   code: number | null;
@@ -86,10 +86,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  if (first && first.child.exitCode === null && first.child.signalCode === null) {
-    first.child.kill('SIGINT');
-    await first.exited;
-  }
+  if (first) await stopDemoProcess(first);
 });
 
 describe('rolegate demo', () => {
@@ -197,7 +194,7 @@ describe('rolegate demo', () => {
       expect(existsSync(q.dir)).toBe(false);
       expect(await portOpen(q.pgPort)).toBe(false);
     } finally {
-      second.child.kill('SIGKILL');
+      await stopDemoProcess(second);
     }
     // The first one is untouched.
     expect(await bash(`${p.bob} -XAtc 'select current_user'`)).toMatchObject({ code: 0, stdout: 'demo_writer\n' });
@@ -240,7 +237,11 @@ describe('rolegate demo: Ctrl+C while starting', () => {
       child.kill('SIGINT');
       expect(await exited).toBe(0);
     } finally {
-      child.kill('SIGKILL');
+      // Not SIGKILL: that would leave the demo's PostgreSQL running.
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        await exited;
+      }
     }
     const dir = /^rolegate demo: starting in (\S+)$/m.exec(out)?.[1];
     expect(dir).toBeDefined();

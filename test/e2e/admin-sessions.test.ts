@@ -17,6 +17,12 @@ const admin = (path: string, method = 'GET', token = ADMIN) =>
   fetch(`${stack.adminUrl}/admin${path}`, { method, headers: { authorization: `Bearer ${token}` } });
 
 describe('admin sessions API', () => {
+  it('is ready when the store, the issuer keys and the upstream answer', async () => {
+    const res = await fetch(`${stack.adminUrl}/readyz`);
+    expect(await res.text()).toBe('ok\n');
+    expect(res.status).toBe(200);
+  });
+
   it('refuses the SCIM token and missing tokens', async () => {
     expect((await admin('/sessions', 'GET', stack.scimToken)).status).toBe(401);
     expect((await fetch(`${stack.adminUrl}/admin/sessions`)).status).toBe(401);

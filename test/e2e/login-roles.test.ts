@@ -39,6 +39,12 @@ describe('default and requested roles', () => {
     expect(start).toMatchObject({ requestedUser: 'ALICE@Corp.Com', role: stack.roles.reader, database: stack.db.name, person: { userName: 'alice@corp.com', id: ids.alice } });
   });
 
+  it('pg: the token\'s email matches the directory case-insensitively', async () => {
+    const token = await stack.tokenFor('Alice@CORP.com');
+    const rows = await withPg(stack.pgConfig('alice@corp.com', token), async (c) => (await c.query(who)).rows);
+    expect(rows).toEqual([{ u: stack.roles.reader, s: stack.roles.reader }]);
+  });
+
   it('pg: a requested role the person is entitled to is used as the login role; reader cannot write', async () => {
     const token = await stack.tokenFor('bob@corp.com');
     await withPg(stack.pgConfig(stack.roles.writer, token), async (c) => {

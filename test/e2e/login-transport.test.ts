@@ -1,7 +1,8 @@
 // Login path, before the token (PRODUCT.md §2 steps 2-3): TLS required, GSSENCRequest refused then
-// SSLRequest, PostgreSQL 17 direct TLS with and without ALPN, NegotiateProtocolVersion, and bytes
-// smuggled in before the TLS answer (CVE-2021-23214 class), all over real sockets.
-import { connect as tlsConnect } from 'node:tls';
+// SSLRequest, PostgreSQL 17 direct TLS with and without ALPN, NegotiateProtocolVersion, malformed
+// startups, a query pipelined behind the password, and bytes smuggled in before the TLS answer
+// (CVE-2021-23214 class), all over real sockets.
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../helpers/stack.js';
@@ -66,7 +67,7 @@ describe('GSSENCRequest, then SSLRequest', () => {
     expect(r).toMatchObject({ exitCode: 0, stdout: `${stack.roles.reader}\n` });
   });
 
-  it('a second GSSENCRequest inside TLS is a protocol violation', async () => {
+  it('a second SSLRequest inside TLS is a protocol violation', async () => {
     const raw = await RawClient.tcp(stack.proxyPort);
     raw.write(SSL_REQUEST);
     expect(await raw.byte()).toBe('S');
@@ -82,7 +83,7 @@ describe('PostgreSQL 17 direct TLS', () => {
   it('raw tls.connect with ALPN postgresql: StartupMessage, password, query', async () => {
     const token = await stack.tokenFor('tom@corp.com');
     const raw = await RawClient.directTls(stack.proxyPort, { ca, servername: 'localhost', ALPNProtocols: ['postgresql'] });
-    expect((raw.socket as import('node:tls').TLSSocket).alpnProtocol).toBe('postgresql');
+    expect((raw.socket as TLSSocket).alpnProtocol).toBe('postgresql');
     raw.write(startupFrame(params()));
     const auth = await raw.message();
     expect([auth.type, authCode(auth)]).toEqual(['R', 3]);

@@ -1,6 +1,7 @@
 // Versioned migrations: applied at start, a no-op the second time, safe from several processes at once,
 // and refused when the database is newer than the code.
 import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -83,6 +84,9 @@ describe('SQLite migrations', () => {
     expect(await s2.getUser(u.id)).toEqual(u);
     await s2.close();
 
+    // Personal data: a new file and the folders created for it are private to the service user.
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir.path, 'nested')).mode & 0o077).toBe(0);
     const db = new Database(file);
     try {
       expect(db.prepare('SELECT version FROM rg_schema_migrations ORDER BY version').pluck().all()).toEqual(

@@ -1,6 +1,7 @@
 // `rolegate login --exec CMD ARGS...`: runs CMD with the token in PGPASSWORD (libpq reads it as the
 // password), the terminal handed over, and its exit status passed back as ours.
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 
 // Forwarded so that `kill <rolegate pid>` reaches psql too. A Ctrl+C at the terminal already reaches
@@ -21,8 +22,15 @@ export function execWithToken(command: readonly string[], token: string, env: No
     say('--exec needs a command');
     return Promise.resolve(EXEC_EXIT.notFound);
   }
+  let child: ChildProcess;
+  try {
+    child = spawn(file, args, { stdio: 'inherit', env: { ...env, PGPASSWORD: token } });
+  } catch (err) {
+    // Thrown synchronously for arguments no exec(2) could take (a NUL byte, for one).
+    say(`cannot run ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? 'invalid command'}`);
+    return Promise.resolve(EXEC_EXIT.notExecutable);
+  }
   return new Promise<number>((resolve) => {
-    const child = spawn(file, args, { stdio: 'inherit', env: { ...env, PGPASSWORD: token } });
     const forward = (signal: NodeJS.Signals): void => {
       child.kill(signal);
     };
