@@ -4,8 +4,10 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
+// Not `*.token`: the audit event `session.start` carries `token: { iss, sub, jti, exp }` (claims,
+// not the token) and must keep it.
 const REDACT = [
-  'password', '*.password', 'token', '*.token', 'tokens', '*.tokens', 'clientSecret', '*.clientSecret',
+  'password', '*.password', 'token', 'tokens', '*.tokens', 'clientSecret', '*.clientSecret',
   'authorization', '*.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
 ];
 

