@@ -87,7 +87,7 @@ export async function runProxyBench(opts: ProxyBenchOptions): Promise<BenchRow[]
     const [proxyPort, adminPort] = [await opts.freePort(), await opts.freePort()];
     const rolegate = await startServeProcess(opts.dir, `
 proxy: { listen: "127.0.0.1:${proxyPort}", tls: { cert: "${server.certPath}", key: "${server.keyPath}" }, maxConnections: ${opts.idleSessions + 100} }
-upstream: { host: 127.0.0.1, port: ${pgPort}, tls: { mode: verify-full, ca: "${ca.caCertPath}" } }
+upstream: { host: 127.0.0.1, port: ${pgPort}, tls: { mode: verify-full, ca: "${ca.caCertPath}" }, pool: { idle: 20 } }
 oidc: { issuer: "${issuer.issuer}", audience: rolegate, ca: "${ca.caCertPath}" }
 roles: [{ role: bench_user, groups: [bench], databases: [bench], credentials: { password: "\${BENCH_ROLE_PASSWORD}" } }]
 directory: { store: "sqlite:${join(opts.dir, 'proxy-directory.db')}" }

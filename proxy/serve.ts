@@ -22,6 +22,7 @@ import { SessionRegistry } from './registry.js';
 import type { RoleWithCredentials, SessionDeps, UpstreamTarget } from './session/deps.js';
 import { followRevocations, recheckAll } from './session/revocation.js';
 import { ServerTls } from './tls/server-tls.js';
+import { UpstreamPool } from './upstream/pool.js';
 
 export interface RunningServer {
   readonly proxy: { host: string; port: number };
@@ -74,6 +75,10 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     let upstream = await upstreamTarget(config);
     const tls = config.proxy.tls ? await ServerTls.load(config.proxy.tls) : undefined;
     const registry = new SessionRegistry();
+    const pool = config.upstream.pool.idle > 0
+      ? new UpstreamPool({ maxIdle: config.upstream.pool.idle, idleTimeoutMs: config.upstream.pool.idleTimeout })
+      : undefined;
+    if (pool) cleanups.push(async () => pool.close());
     const unfollow = followRevocations(directory, registry, metrics);
     cleanups.push(async () => unfollow());
 
@@ -91,6 +96,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       directory,
       roles: () => roles,
       upstream: () => upstream,
+      ...(pool ? { pool } : {}),
       registry,
       audit,
       metrics,
@@ -158,6 +164,8 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
         roles = await loadRoles(next);
         upstream = await upstreamTarget(next);
         if (tls && next.proxy.tls) await tls.reload(next.proxy.tls);
+        // Pooled connections were logged in with the old credentials and settings.
+        pool?.flush();
         const ended = recheckAll(registry);
         logger.info({ roles: roles.length, sessionsEnded: ended }, 'configuration reloaded');
       },

@@ -25,6 +25,14 @@ export interface RelayTaps {
   readonly fromServer?: Tap;
 }
 
+export interface RelayOptions {
+  /**
+   * Looks at each client chunk before the tap: returning true keeps the chunk from the server and
+   * ends the relay as `client_exit` (a client's Terminate, so its upstream connection can be reused).
+   */
+  readonly keepClientChunk?: (chunk: Buffer) => boolean;
+}
+
 export interface Relay {
   readonly bytesIn: number;
   readonly bytesOut: number;
@@ -49,7 +57,9 @@ export function relay(
   server: Duplex,
   taps: RelayTaps,
   onEnd: (reason: RelayEndReason, info: RelayEndInfo) => void,
+  opts: RelayOptions = {},
 ): Relay {
+  const keepClientChunk = opts.keepClientChunk;
   const fromClient = taps.fromClient;
   const fromServer = taps.fromServer;
   let bytesIn = 0;
@@ -58,6 +68,10 @@ export function relay(
 
   function onClientData(chunk: Buffer): void {
     bytesIn += chunk.length;
+    if (keepClientChunk !== undefined && keepClientChunk(chunk)) {
+      finish('client_exit');
+      return;
+    }
     if (fromClient !== undefined && !tap(fromClient, chunk)) return;
     if (!server.write(chunk)) client.pause();
   }

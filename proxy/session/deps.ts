@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.js';
 import type { SessionRegistry } from '../registry.js';
 import type { ServerTls } from '../tls/server-tls.js';
 import type { UpstreamCredentials, UpstreamTls } from '../upstream/index.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import type { PersonMatch } from '../../scim/directory-index.js';
 
 /** A `roles` entry with its credentials loaded (certificate files read into memory). */
@@ -41,6 +42,8 @@ export interface SessionDeps {
   /** The current roles (replaced on SIGHUP). */
   roles(): readonly RoleWithCredentials[];
   readonly upstream: () => UpstreamTarget;
+  /** Idle authenticated upstream connections (`upstream.pool`); undefined when pooling is off. */
+  readonly pool?: UpstreamPool;
   readonly registry: SessionRegistry;
   readonly audit: AuditEmit;
   readonly metrics: Metrics;

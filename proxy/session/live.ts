@@ -9,6 +9,7 @@ import type { EndByProxy, LiveSession, SessionSnapshot } from '../registry.js';
 import { createMessageTap } from '../relay/message-tap.js';
 import { relay, type RelayEndReason } from '../relay/pipe.js';
 import { sendCancel, type UpstreamConnection } from '../upstream/index.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import { authenticationOk, backendKeyData, errorResponse, parameterStatus, readyForQuery, type TransactionStatus } from '../wire/backend-writer.js';
 import { BackendType, FrontendType } from '../wire/message-types.js';
 import { SqlState } from '../wire/sqlstate.js';
@@ -46,6 +47,8 @@ export interface LiveSessionInput {
   database: string;
   application: string;
   log: Logger;
+  /** Where the upstream connection goes when the client says goodbye on an idle session. */
+  pool?: { readonly pool: UpstreamPool; readonly key: string };
   onEnd: () => void;
 }
 
@@ -63,6 +66,10 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   let busy = false;
   // The client sent Terminate: its goodbye is on the way upstream and must not be cut off.
   let saidGoodbye = false;
+  // The client's Terminate was kept from the server: the connection goes back to the pool.
+  let pooledGoodbye = false;
+  // Transaction status of the server's last ReadyForQuery ('I' idle, 'T' in a transaction, 'E' failed).
+  let txStatus = upstream.transactionStatus;
   let ended = false;
   const timers: NodeJS.Timeout[] = [];
 
@@ -74,7 +81,8 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   reply.push(readyForQuery(upstream.transactionStatus as TransactionStatus));
   stream.write(Buffer.concat(reply));
 
-  upstream.socket.on('error', (err) => log.debug({ err }, 'upstream socket error'));
+  const onUpstreamError = (err: Error): void => log.debug({ err }, 'upstream socket error');
+  upstream.socket.on('error', onUpstreamError);
   if (upstream.pending.length > 0) upstream.socket.unshift(upstream.pending);
   if (input.rest.length > 0) stream.unshift(input.rest);
 
@@ -91,11 +99,13 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     },
   });
   const fromServer = createMessageTap({
-    maxPrefix: 0,
-    interesting: () => false,
+    // One body byte of ReadyForQuery (the transaction status), nothing of any other message.
+    maxPrefix: 1,
+    interesting: (type) => type === BackendType.readyForQuery,
     onMessage: (msg) => {
       if (msg.type === BackendType.readyForQuery) {
         busy = false;
+        txStatus = String.fromCharCode(msg.prefix[0] ?? 0);
         // Idle time runs from when the session went idle, like PostgreSQL's idle_session_timeout;
         // counted from the client's last bytes, a statement longer than idleTimeout would have its
         // session ended as idle as soon as its result arrived.
@@ -103,7 +113,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       }
     },
   });
-  const pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd);
+  const pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd, input.pool ? { keepClientChunk } : {});
   if (deps.settings.idleTimeoutMs > 0) {
     stream.on('data', () => (lastActivity = deps.now()));
   }
@@ -185,9 +195,26 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     timers.push(t);
   }
 
+  /**
+   * A chunk that is exactly one Terminate, on a session that is idle between whole messages both
+   * ways: the client is done, the backend is not, and after DISCARD ALL it can serve the next login.
+   * Anything else (a Terminate behind other messages, an open transaction) is relayed as usual.
+   */
+  function keepClientChunk(chunk: Buffer): boolean {
+    if (chunk.length !== 5 || chunk[0] !== FrontendType.terminate || chunk.readInt32BE(1) !== 4) return false;
+    if (busy || txStatus !== 'I' || !fromClient.atBoundary || !fromServer.atBoundary) return false;
+    pooledGoodbye = true;
+    return true;
+  }
+
   function onRelayEnd(reason: RelayEndReason, info: { error?: Error }): void {
     if (info.error) log.debug({ err: info.error }, 'relay ended with an error');
-    if (reason === 'client_exit') {
+    if (pooledGoodbye && input.pool) {
+      closeSoon(stream);
+      upstream.socket.off('error', onUpstreamError);
+      upstream.pending = Buffer.alloc(0);
+      void input.pool.pool.give(input.pool.key, upstream);
+    } else if (reason === 'client_exit') {
       if (info.error) stream.destroy();
       else stream.end();
       // The relay paused the upstream socket. A backend in the middle of a response would block

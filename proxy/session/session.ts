@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { TokenError } from '../auth/index.js';
 import { decideRole } from '../authz/decide.js';
-import { UpstreamError, connectUpstream, type UpstreamConnection } from '../upstream/index.js';
+import { UpstreamError, connectUpstream } from '../upstream/index.js';
+import { UpstreamPool } from '../upstream/pool.js';
 import { PROTOCOL_MAJOR } from '../wire/constants.js';
 import {
   authenticationCleartextPassword,
@@ -200,27 +201,31 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
     if (!params.ok) return refuse(params.sqlstate, params.message, 'option_not_allowed');
 
     const target = deps.upstream();
-    abortLogin = new AbortController();
+    const poolKey = deps.pool ? UpstreamPool.key(decision.rule.role, database, params.params) : undefined;
+    // A pooled connection is already logged in as this role with these settings: no TCP, TLS or SCRAM.
+    let upstream = poolKey !== undefined ? deps.pool!.take(poolKey) : undefined;
     const t0 = performance.now();
-    let upstream: UpstreamConnection;
-    try {
-      upstream = await connectUpstream({
-        host: target.host,
-        port: target.port,
-        tls: target.tls,
-        role: decision.rule.role,
-        database,
-        params: params.params,
-        credentials: decision.rule.credentials,
-        connectTimeoutMs: target.connectTimeoutMs,
-        signal: abortLogin.signal,
-      });
-    } catch (err) {
-      if (closed) return;
-      log.warn({ err, role: decision.rule.role }, 'upstream login failed');
-      const reason = err instanceof UpstreamError ? `upstream:${err.code}` : 'upstream:error';
-      const message = err instanceof UpstreamError ? err.publicMessage : 'upstream database unavailable';
-      return refuse(SqlState.connectionFailure, message, reason);
+    if (upstream === undefined) {
+      abortLogin = new AbortController();
+      try {
+        upstream = await connectUpstream({
+          host: target.host,
+          port: target.port,
+          tls: target.tls,
+          role: decision.rule.role,
+          database,
+          params: params.params,
+          credentials: decision.rule.credentials,
+          connectTimeoutMs: target.connectTimeoutMs,
+          signal: abortLogin.signal,
+        });
+      } catch (err) {
+        if (closed) return;
+        log.warn({ err, role: decision.rule.role }, 'upstream login failed');
+        const reason = err instanceof UpstreamError ? `upstream:${err.code}` : 'upstream:error';
+        const message = err instanceof UpstreamError ? err.publicMessage : 'upstream database unavailable';
+        return refuse(SqlState.connectionFailure, message, reason);
+      }
     }
     deps.metrics.upstreamConnectSeconds.observe((performance.now() - t0) / 1000);
     if (closed) {
@@ -245,6 +250,7 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       database,
       application: startup!.params.get('application_name') ?? '',
       log,
+      ...(poolKey !== undefined ? { pool: { pool: deps.pool!, key: poolKey } } : {}),
       onEnd: () => {
         phase = 'closed';
         finishClosed();

@@ -86,6 +86,7 @@ export class UpstreamPool {
     const entry: Idle = { key, conn, timer, onGone };
     socket.on('data', onGone);
     socket.on('close', onGone);
+    socket.on('error', onGone);
     socket.resume();
     let list = this.#idle.get(key);
     if (list === undefined) this.#idle.set(key, (list = []));
@@ -111,6 +112,7 @@ export class UpstreamPool {
     clearTimeout(e.timer);
     e.conn.socket.off('data', e.onGone);
     e.conn.socket.off('close', e.onGone);
+    e.conn.socket.off('error', e.onGone);
     e.conn.socket.pause();
     this.#count--;
   }
@@ -129,6 +131,7 @@ export class UpstreamPool {
 function goodbye(conn: UpstreamConnection): void {
   const s = conn.socket;
   if (s.destroyed) return;
+  s.on('error', () => {}); // a reset while saying goodbye is of no interest
   s.end(TERMINATE);
   setTimeout(() => s.destroy(), 1_000).unref();
 }
@@ -149,6 +152,7 @@ function reset(conn: UpstreamConnection): Promise<boolean> {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
+      socket.off('error', onClose);
       socket.pause();
       resolve(ok);
     };
@@ -173,6 +177,7 @@ function reset(conn: UpstreamConnection): Promise<boolean> {
     timer.unref();
     socket.on('data', onData);
     socket.on('close', onClose);
+    socket.on('error', onClose);
     socket.write(DISCARD_ALL);
     socket.resume();
   });
