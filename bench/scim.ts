@@ -108,8 +108,12 @@ log: { level: warn }
     rows.push({ name: `paging all ${opts.users} users, count=100`, value: (performance.now() - t) / 1000, unit: 's', target: { op: '<=', limit: 60 } });
 
     const mem = server.memory();
-    rows.push({ name: 'rolegate serve resident memory (now)', value: mem.rssMiB, unit: 'MiB', target: { op: '<=', limit: 300 } });
-    rows.push({ name: 'rolegate serve resident memory (peak)', value: mem.peakMiB, unit: 'MiB' });
+    const metrics = await (await fetch(`${server.adminUrl}/metrics`)).text();
+    const gauge = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 2 ** 20;
+    rows.push({ name: 'rolegate serve resident memory after the whole run', value: mem.rssMiB, unit: 'MiB', target: { op: '<=', limit: 300 } });
+    rows.push({ name: 'rolegate serve resident memory, peak (VmHWM)', value: mem.peakMiB, unit: 'MiB', target: { op: '<=', limit: 300 } });
+    rows.push({ name: 'rolegate serve V8 heap used / total', value: gauge('nodejs_heap_size_used_bytes'), unit: `MiB of ${gauge('nodejs_heap_size_total_bytes').toFixed(0)} MiB` });
+    rows.push({ name: 'rolegate serve external (native) memory', value: gauge('nodejs_external_memory_bytes'), unit: 'MiB' });
   } finally {
     closeAgent();
     await server.stop();

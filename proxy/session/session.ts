@@ -204,9 +204,9 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
     const poolKey = deps.pool ? UpstreamPool.key(decision.rule.role, database, params.params) : undefined;
     // A pooled connection is already logged in as this role with these settings: no TCP, TLS or SCRAM.
     let upstream = poolKey !== undefined ? deps.pool!.take(poolKey) : undefined;
-    const t0 = performance.now();
     if (upstream === undefined) {
       abortLogin = new AbortController();
+      const t0 = performance.now();
       try {
         upstream = await connectUpstream({
           host: target.host,
@@ -226,8 +226,8 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
         const message = err instanceof UpstreamError ? err.publicMessage : 'upstream database unavailable';
         return refuse(SqlState.connectionFailure, message, reason);
       }
+      deps.metrics.upstreamConnectSeconds.observe((performance.now() - t0) / 1000);
     }
-    deps.metrics.upstreamConnectSeconds.observe((performance.now() - t0) / 1000);
     if (closed) {
       upstream.socket.on('error', () => {});
       upstream.socket.destroy();
