@@ -3,12 +3,12 @@
 // --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
+import { freeLoopbackPort as freePort } from '../demo/ports.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 
@@ -23,17 +23,6 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '1000' },
   },
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
 
 function print(title: string, rows: BenchRow[]): boolean {
   let ok = true;

@@ -1,16 +1,2 @@
-// Free loopback ports chosen at run time.
-import { createServer } from 'node:net';
-
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// Free loopback ports chosen at run time (the demo's helper, under the name the tests use).
+export { freeLoopbackPort as freePort } from '../../demo/ports.js';
