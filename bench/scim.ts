@@ -72,15 +72,16 @@ log: { level: warn }
 
     // filter=userName eq "x": the IdP's existence check, sequential like an IdP sync.
     const lat: number[] = [];
-    for (let k = 0; k < 2000; k++) {
+    // 500 unmeasured lookups first: the first requests on a path run unoptimised code.
+    for (let k = -500; k < 5000; k++) {
       const i = Math.floor(Math.random() * opts.users);
       const filter = encodeURIComponent(`userName eq "USER-${i}@corp.example"`);
       const t = performance.now();
       const res = await jsonRequest(`${scim}/Users?filter=${filter}&startIndex=1&count=100`, 'GET', TOKEN);
-      lat.push(performance.now() - t);
+      if (k >= 0) lat.push(performance.now() - t);
       if (res.status !== 200 || (res.body as { totalResults: number }).totalResults !== 1) throw new Error(`filter lookup failed: ${res.status}`);
     }
-    rows.push({ name: 'filter userName eq: p50', value: percentile(lat, 50), unit: 'ms' });
+    rows.push({ name: 'filter userName eq: p50 (5,000 lookups after 500 warm-up)', value: percentile(lat, 50), unit: 'ms' });
     rows.push({ name: 'filter userName eq: p99', value: percentile(lat, 99), unit: 'ms', target: { op: '<=', limit: 5 } });
 
     // One PATCH adding 10,000 members.
