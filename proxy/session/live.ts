@@ -123,7 +123,10 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     personId: decision.personId,
     cancelKey,
     snapshot,
-    cancel: () => sendCancel({ host: deps.upstream().host, port: deps.upstream().port, tls: deps.upstream().tls, backendKey: upstream.backendKey }),
+    cancel: () => {
+      const target = deps.upstream();
+      return sendCancel({ host: target.host, port: target.port, tls: target.tls, backendKey: upstream.backendKey });
+    },
     end: (reason) => endByProxy(reason),
     recheck,
   };

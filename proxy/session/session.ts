@@ -277,7 +277,8 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
   function refuse(sqlstate: string, message: string, reason: string): void {
     if (closed) return;
     abortLogin?.abort();
-    if (reason.startsWith('token_invalid') === false && !reason.startsWith('protocol_violation')) {
+    // Token failures are counted with their code by tokenRefused; protocol violations are not logins.
+    if (!reason.startsWith('token_invalid') && !reason.startsWith('protocol_violation')) {
       deps.metrics.authFailures.inc({ reason: reason.split(':')[0]! });
     }
     deps.audit({

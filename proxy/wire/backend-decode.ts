@@ -1,6 +1,6 @@
 // Decoders of server-to-client messages for the audit: statement outcomes (CommandComplete tag and row
 // count, ErrorResponse SQLSTATE, ReadyForQuery status, COPY start), from a possibly cut prefix. Never throws.
-import { BodyReader } from './body-reader.js';
+import { openBody } from './body-reader.js';
 import { BackendType } from './message-types.js';
 import type { RawMessage } from './message-types.js';
 import type { TransactionStatus } from './backend-writer.js';
@@ -56,13 +56,8 @@ const FIELD_MESSAGE = 0x4d; // 'M'
 
 /** Decodes one server message from its type, length field and (possibly partial) body. */
 export function decodeBackendMessage(msg: RawMessage): BackendMessage {
-  const { type, length } = msg;
-  const bodyLength = length - 4;
-  const body = msg.prefix.length > bodyLength ? msg.prefix.subarray(0, Math.max(0, bodyLength)) : msg.prefix;
-  const truncated = body.length < bodyLength;
-  const r = new BodyReader(body);
-  const malformed = { kind: 'malformed', type } as const;
-  const unreadable = truncated ? ({ kind: 'truncated', type } as const) : malformed;
+  const { type } = msg;
+  const { truncated, r, malformed, unreadable } = openBody(msg);
 
   switch (type) {
     case BackendType.commandComplete: {
@@ -119,7 +114,7 @@ export function decodeBackendMessage(msg: RawMessage): BackendMessage {
       return { kind, binary: format !== 0, columns };
     }
     case BackendType.copyData:
-      return { kind: 'copyData', bytes: bodyLength };
+      return { kind: 'copyData', bytes: msg.length - 4 };
     case BackendType.copyDone:
       return { kind: 'copyDone' };
     case BackendType.rowDescription: {

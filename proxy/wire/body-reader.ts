@@ -1,6 +1,25 @@
 // Bounds-checked cursor over a message body that may be only a prefix of the message (the relay tap
 // keeps at most `maxPrefix` bytes): every read returns undefined past the end instead of throwing.
 
+import type { RawMessage } from './message-types.js';
+
+/**
+ * What the decoders start from: a reader over the tapped prefix (cut to the body length), whether
+ * bytes are missing (the tap kept only a prefix), and the two failure results.
+ */
+export function openBody(msg: RawMessage): {
+  truncated: boolean;
+  r: BodyReader;
+  malformed: { readonly kind: 'malformed'; readonly type: number };
+  unreadable: { readonly kind: 'malformed' | 'truncated'; readonly type: number };
+} {
+  const bodyLength = msg.length - 4;
+  const body = msg.prefix.length > bodyLength ? msg.prefix.subarray(0, Math.max(0, bodyLength)) : msg.prefix;
+  const truncated = body.length < bodyLength;
+  const malformed = { kind: 'malformed', type: msg.type } as const;
+  return { truncated, r: new BodyReader(body), malformed, unreadable: truncated ? ({ kind: 'truncated', type: msg.type } as const) : malformed };
+}
+
 /** Reads big-endian integers and NUL-terminated strings from `buf` without ever reading past it. */
 export class BodyReader {
   readonly #buf: Buffer;

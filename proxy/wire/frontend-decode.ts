@@ -1,6 +1,6 @@
 // Decoders of client-to-server messages for the audit: what a statement is (simple Query, extended
 // Parse/Bind/Execute, FunctionCall, COPY), read from a possibly cut prefix of the body. Never throws.
-import { BodyReader } from './body-reader.js';
+import { openBody, type BodyReader } from './body-reader.js';
 import { FrontendType } from './message-types.js';
 import type { RawMessage } from './message-types.js';
 
@@ -61,13 +61,8 @@ function field(r: BodyReader, truncated: boolean): { value: string; cut: boolean
 
 /** Decodes one client message from its type, length field and (possibly partial) body. */
 export function decodeFrontendMessage(msg: RawMessage, options: FrontendDecodeOptions = {}): FrontendMessage {
-  const { type, length } = msg;
-  const bodyLength = length - 4;
-  const body = msg.prefix.length > bodyLength ? msg.prefix.subarray(0, Math.max(0, bodyLength)) : msg.prefix;
-  const truncated = body.length < bodyLength;
-  const r = new BodyReader(body);
-  const malformed = { kind: 'malformed', type } as const;
-  const unreadable = truncated ? ({ kind: 'truncated', type } as const) : malformed;
+  const { type } = msg;
+  const { truncated, r, malformed, unreadable } = openBody(msg);
 
   switch (type) {
     case FrontendType.query: {
@@ -101,7 +96,7 @@ export function decodeFrontendMessage(msg: RawMessage, options: FrontendDecodeOp
       return { kind: 'functionCall', oid, argCount, truncated };
     }
     case FrontendType.copyData:
-      return { kind: 'copyData', bytes: bodyLength };
+      return { kind: 'copyData', bytes: msg.length - 4 };
     case FrontendType.copyDone:
       return { kind: 'copyDone' };
     case FrontendType.copyFail: {
