@@ -15,12 +15,6 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function connect(email: string, user = email): Promise<pg.Client> {
-  const c = new pg.Client(stack.pgConfig(user, await stack.tokenFor(email)));
-  c.on('error', () => {});
-  await c.connect();
-  return c;
-}
 
 async function backendPid(c: pg.Client): Promise<number> {
   return (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
@@ -30,7 +24,7 @@ const settle = () => new Promise((r) => setTimeout(r, 300));
 
 describe('upstream connection pool', () => {
   it('reuses the backend for the next login with the same role, with all session state reset', async () => {
-    const a = await connect('alice@corp.com');
+    const a = await stack.connect('alice@corp.com');
     const pid = await backendPid(a);
     await a.query('create temp table scratch (x int)');
     await a.query("set statement_timeout = '1234ms'");
@@ -41,7 +35,7 @@ describe('upstream connection pool', () => {
     await settle();
 
     // bob's default role is the same reader role: he gets alice's former backend, and none of her state.
-    const b = await connect('bob@corp.com');
+    const b = await stack.connect('bob@corp.com');
     expect(await backendPid(b)).toBe(pid);
     expect((await b.query('select current_user as u')).rows[0].u).toBe(stack.roles.reader);
     await expect(b.query('select * from scratch')).rejects.toMatchObject({ code: '42P01' });
@@ -54,18 +48,18 @@ describe('upstream connection pool', () => {
   });
 
   it('never shares a backend across roles, nor keeps one left inside a transaction', async () => {
-    const reader = await connect('bob@corp.com');
+    const reader = await stack.connect('bob@corp.com');
     const readerPid = await backendPid(reader);
     await reader.end();
     await settle();
-    const writer = await connect('bob@corp.com', stack.roles.writer);
+    const writer = await stack.connect('bob@corp.com', { user: stack.roles.writer });
     expect(await backendPid(writer)).not.toBe(readerPid);
     expect((await writer.query('select current_user as u')).rows[0].u).toBe(stack.roles.writer);
     await writer.query('begin');
     const inTx = await backendPid(writer);
     await writer.end(); // Terminate inside a transaction: relayed, not pooled
     await settle();
-    const again = await connect('bob@corp.com', stack.roles.writer);
+    const again = await stack.connect('bob@corp.com', { user: stack.roles.writer });
     expect(await backendPid(again)).not.toBe(inTx);
     await again.end();
     await settle();
@@ -74,13 +68,13 @@ describe('upstream connection pool', () => {
   });
 
   it('retires a pooled backend that the server ends, and closes idle ones after idleTimeout', async () => {
-    const a = await connect('alice@corp.com');
+    const a = await stack.connect('alice@corp.com');
     const pid = await backendPid(a);
     await a.end();
     await settle();
     await superuserQuery('select pg_terminate_backend($1)', [pid]);
     await settle();
-    const b = await connect('alice@corp.com');
+    const b = await stack.connect('alice@corp.com');
     expect(await backendPid(b)).not.toBe(pid);
     const second = await backendPid(b);
     await b.end();

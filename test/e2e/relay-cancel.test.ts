@@ -19,12 +19,6 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function connect(email: string, app: string): Promise<pg.Client> {
-  const client = new pg.Client(stack.pgConfig(email, await stack.tokenFor(email), { application_name: app }));
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
 
 /** Waits until a backend with this application_name runs `pg_sleep` upstream. */
 async function sleepingUpstream(app: string): Promise<void> {
@@ -128,7 +122,7 @@ describe('cancel', () => {
   });
 
   it('pg: Client#cancel sends the rolegate key on a new connection; the query fails 57014; the session goes on', async () => {
-    const client = await connect('alice@corp.com', 'pg-cancel');
+    const client = await stack.connect('alice@corp.com', { app: 'pg-cancel' });
     const sleeping = failure(client.query('select pg_sleep(30)'));
     await sleepingUpstream('pg-cancel');
     const t0 = performance.now();
@@ -144,14 +138,14 @@ describe('cancel', () => {
   });
 
   it('the client sees a rolegate key, not the upstream backend key', async () => {
-    const client = await connect('alice@corp.com', 'key-check');
+    const client = await stack.connect('alice@corp.com', { app: 'key-check' });
     const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
     expect(keyOf(client).pid).not.toBe(rows[0]!.pid);
     await client.end();
   });
 
   it('a CancelRequest with a wrong secret, an unknown pid or the upstream pid does nothing', async () => {
-    const client = await connect('alice@corp.com', 'wrong-key');
+    const client = await stack.connect('alice@corp.com', { app: 'wrong-key' });
     const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
     const upstreamPid = rows[0]!.pid;
     const key = keyOf(client);
@@ -172,8 +166,8 @@ describe('cancel', () => {
   });
 
   it('a cancel for one session leaves another session of the same person running', async () => {
-    const a = await connect('bob@corp.com', 'cancel-a');
-    const b = await connect('bob@corp.com', 'cancel-b');
+    const a = await stack.connect('bob@corp.com', { app: 'cancel-a' });
+    const b = await stack.connect('bob@corp.com', { app: 'cancel-b' });
     const sleepA = failure(a.query('select pg_sleep(30)'));
     const sleepB = b.query<{ ok: number }>('select pg_sleep(1), 1 as ok');
     await sleepingUpstream('cancel-a');

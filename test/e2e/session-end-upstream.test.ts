@@ -23,12 +23,6 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function connect(email: string, app: string): Promise<pg.Client> {
-  const client = new pg.Client(stack.pgConfig(email, await stack.tokenFor(email), { application_name: app }));
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
 
 function endOf(app: string): Record<string, unknown>[] {
   const sessions = new Set(stack.auditEvents().filter((e) => e.type === 'session.start' && e.application === app).map((e) => e.session));
@@ -50,8 +44,8 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
 
 describe('the upstream backend is terminated', () => {
   it('mid-query: the client gets PostgreSQL 57P01, the session ends upstream_closed, others go on', async () => {
-    const victim = await connect('alice@corp.com', 'victim-busy');
-    const bystander = await connect('bob@corp.com', 'bystander');
+    const victim = await stack.connect('alice@corp.com', { app: 'victim-busy' });
+    const bystander = await stack.connect('bob@corp.com', { app: 'bystander' });
     const { rows } = await victim.query<{ pid: number }>('select pg_backend_pid() as pid');
     // Caught at once: the rejection may come while the test still awaits the terminate call.
     const sleeping = victim.query('select pg_sleep(30)').then(() => undefined, (err: unknown) => err);
@@ -62,14 +56,14 @@ describe('the upstream backend is terminated', () => {
     expect(endOf('victim-busy')[0]).toMatchObject({ reason: 'upstream_closed' });
     expect((await bystander.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
     // A new session of the same person works.
-    const again = await connect('alice@corp.com', 'victim-again');
+    const again = await stack.connect('alice@corp.com', { app: 'victim-again' });
     expect((await again.query('select current_user as u')).rows).toEqual([{ u: stack.roles.reader }]);
     await again.end();
     await bystander.end();
   });
 
   it('while idle: the unsolicited FATAL reaches the client, whose next query fails', async () => {
-    const victim = await connect('alice@corp.com', 'victim-idle');
+    const victim = await stack.connect('alice@corp.com', { app: 'victim-idle' });
     const { rows } = await victim.query<{ pid: number }>('select pg_backend_pid() as pid');
     const fatal = new Promise<Error & { code?: string }>((resolve) => victim.once('error', resolve));
     await superuserQuery('select pg_terminate_backend($1)', [rows[0]!.pid]);
@@ -85,7 +79,7 @@ describe('the client leaves', () => {
   it('Terminate from pg, psql and postgres.js, ten times each: always client_exit, no backend left', async () => {
     const ca = readFileSync(stack.caCertPath, 'utf8');
     for (let i = 0; i < 10; i++) {
-      const c = await connect('alice@corp.com', 'bye-pg');
+      const c = await stack.connect('alice@corp.com', { app: 'bye-pg' });
       await c.query('select 1');
       await c.end();
       await run('psql', [`host=localhost port=${stack.proxyPort} dbname=${stack.db.name} user=alice@corp.com sslmode=verify-full sslrootcert=${stack.caCertPath} application_name=bye-psql`, '-XAtc', 'select 1'], {
@@ -104,7 +98,7 @@ describe('the client leaves', () => {
   });
 
   it('closing the socket without Terminate, idle: client_exit and the backend goes', async () => {
-    const c = await connect('alice@corp.com', 'no-goodbye');
+    const c = await stack.connect('alice@corp.com', { app: 'no-goodbye' });
     await c.query('select 1');
     (c as unknown as { connection: { stream: Socket } }).connection.stream.end();
     await waitFor(() => endOf('no-goodbye').length === 1, 2_000);

@@ -48,6 +48,11 @@ export interface Stack {
   /** Creates a SCIM user (active unless said otherwise) in the named groups (created on demand). */
   provision(userName: string, groups: string[], opts?: { active?: boolean; emails?: string[] }): Promise<string>;
   groupId(displayName: string): string | undefined;
+  /**
+   * A connected node-postgres client through the proxy with a fresh token for `email`; `user` is the
+   * startup user (default: the person's own name). Errors after connect are the test's to observe.
+   */
+  connect(email: string, opts?: { user?: string; app?: string }): Promise<pg.Client>;
   /** node-postgres client config for connecting through the proxy with TLS verify-full. */
   pgConfig(user: string, password: string, extra?: Partial<pg.ClientConfig>): pg.ClientConfig;
   close(): Promise<void>;
@@ -137,6 +142,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     return id;
   }
 
+  const pgConfig = (user: string, password: string, extra: Partial<pg.ClientConfig> = {}): pg.ClientConfig => ({
+    host: 'localhost',
+    port: server.proxy.port,
+    user,
+    password,
+    database: db.name,
+    ssl: { ca: readCa(info.caCertPath), servername: 'localhost' },
+    ...extra,
+  });
+
   return {
     server,
     issuer,
@@ -172,15 +187,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       return id;
     },
     groupId: (name) => groups.get(name),
-    pgConfig: (user, password, extra = {}) => ({
-      host: 'localhost',
-      port: server.proxy.port,
-      user,
-      password,
-      database: db.name,
-      ssl: { ca: readCa(info.caCertPath), servername: 'localhost' },
-      ...extra,
-    }),
+    async connect(email, o = {}) {
+      const client = new pg.Client(pgConfig(o.user ?? email, await issuer.issuer.tokenFor(email), o.app === undefined ? {} : { application_name: o.app }));
+      client.on('error', () => undefined);
+      await client.connect();
+      return client;
+    },
+    pgConfig,
     async close() {
       await server.close();
       await issuer.close();
