@@ -102,9 +102,12 @@ describe('cancel', () => {
   it('psql (interactive, on a terminal): Ctrl+C cancels pg_sleep(30); the same session runs the next statement', async () => {
     const app = 'psql-cancel-tty';
     // script(1) gives psql a pseudo-terminal: Ctrl+C (0x03) typed into it becomes SIGINT from the line
-    // discipline, exactly as at a keyboard.
-    const command = `psql '${psqlConninfo(app)}' -X -At -n -P pager=off`;
-    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env: { ...process.env, PGPASSWORD: await stack.tokenFor('alice@corp.com'), TERM: 'dumb' } });
+    // discipline, exactly as at a keyboard. script(1) starts the command through $SHELL -c; `exec`
+    // takes that shell out of the way, because a non-interactive dash (/bin/sh on Debian, and $SHELL
+    // in CI) dies of that SIGINT itself and script then reports its 130 instead of psql's exit code.
+    const command = `exec psql '${psqlConninfo(app)}' -X -At -n -P pager=off`;
+    const env = { ...process.env, SHELL: '/bin/sh', PGPASSWORD: await stack.tokenFor('alice@corp.com'), TERM: 'dumb' };
+    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env });
     const out = collect(child);
     child.stdin.write('select pg_sleep(30);\n');
     await sleepingUpstream(app);
