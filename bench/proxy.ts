@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
+import { createTokenVerifier } from '../proxy/auth/index.js';
 import { startDevIssuer } from '../demo/dev-issuer.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import type { BenchRow } from './scim.js';
@@ -98,6 +99,7 @@ log: { level: warn }
     stops.push(() => rolegate.stop());
     await provisionBenchPerson(rolegate.adminUrl, scimToken);
     const token = await issuer.tokenFor('bench@corp.example', { expiresInSec: 3600 });
+    const cachedVerifyUs = await measureCachedVerify(issuer.issuer, caPem, token);
 
     const targets: Record<Target, { port: number; user: string; password: string }> = {
       direct: { port: pgPort, user: 'bench_user', password: rolePassword },
@@ -116,7 +118,7 @@ log: { level: warn }
         }
       }
     }
-    const rows: BenchRow[] = [];
+    const rows: BenchRow[] = [{ name: 'token verification, cached (per login)', value: cachedVerifyUs, unit: 'µs', target: { op: '<=', limit: 50 } }];
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
     for (const w of WORKLOADS) {
       const [d, b, r] = (['direct', 'pgbouncer', 'rolegate'] as const).map((t) => median(tps.get(`${w.name}|${t}`) ?? []));
@@ -243,4 +245,22 @@ async function ensurePgbouncer(): Promise<string> {
   await run('apt-get', ['update', '-q'], { timeout: 300_000 });
   await run('apt-get', ['install', '-y', '-q', 'pgbouncer'], { timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   return '/usr/sbin/pgbouncer';
+}
+
+/**
+ * What a login pays for a token it has seen before (a reconnecting pool, `-C`): the verifier's cache
+ * lookup, a SHA-256 of the token and the exp check, with no signature check and no network.
+ */
+async function measureCachedVerify(issuerUrl: string, caPem: string, token: string): Promise<number> {
+  const verifier = createTokenVerifier({ issuer: issuerUrl, audience: 'rolegate', algorithms: ['RS256', 'ES256'], clockToleranceSec: 30, identityClaim: 'email', ca: caPem });
+  try {
+    await verifier.verify(token);
+    for (let i = 0; i < 2_000; i++) await verifier.verify(token); // let the JIT settle
+    const n = 20_000;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await verifier.verify(token);
+    return Number(process.hrtime.bigint() - t0) / 1_000 / n;
+  } finally {
+    verifier.close();
+  }
 }

@@ -290,18 +290,6 @@ describe('cache', () => {
     expect(await codeOf(v.verify(token))).toBe('introspection_failed');
     expect(net.count('/token/introspection')).toBe(2);
   });
-
-  it('a cached result is only verified for about 2 µs per call', async () => {
-    const { v } = make();
-    const token = await t.issuer.tokenFor('sam@corp.com');
-    await v.verify(token);
-    const n = 20_000;
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) await v.verify(token);
-    const perCallUs = Number(process.hrtime.bigint() - start) / 1000 / n;
-    // Generous bound for a shared CI machine; a network round trip or a signature check is >100 µs.
-    expect(perCallUs).toBeLessThan(50);
-  });
 });
 
 describe('opaque tokens (RFC 7662 introspection)', () => {

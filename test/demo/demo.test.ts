@@ -152,12 +152,11 @@ describe('rolegate demo', () => {
       expect(live.stdout).toContain('alice@demo.rolegate.dev');
 
       const curl = await bash(p.deactivate);
-      const t0 = performance.now();
       expect(curl.code).toBe(0);
       expect(curl.stdout.trim()).toMatch(/^SCIM answered HTTP 20[04]$/);
       // The sessions API (the printed command) stops listing her once rolegate has ended the session.
+      // (How fast: within a second is pinned by session-end-revocation.test.ts; here subprocess spawns dominate.)
       await until(async () => !(await bash(p.sessions)).stdout.includes('alice@demo.rolegate.dev'), 5_000, () => 'session still listed');
-      expect(performance.now() - t0).toBeLessThan(1_500);
       // psql notices on its next statement: the connection was ended by rolegate with FATAL 57P01.
       session.stdin.write(`select 'still here';\n`);
       session.stdin.end();

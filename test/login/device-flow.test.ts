@@ -142,7 +142,7 @@ describe('rolegate login: device authorization flow', () => {
     const t0 = Date.now();
     abort.abort();
     expect(await run.result).toBe(1);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(4_000); // well before the next 5 s poll would end it
     expect(run.err().trimEnd().split('\n').at(-1)).toBe('rolegate: login cancelled');
     expect(run.out()).toBe('');
   });

@@ -308,11 +308,10 @@ describe.each(storeKinds)('$name store contract', (kind) => {
       expect(rec.batches).toEqual([]);
     });
 
-    it('adds and then removes 10,000 members in one write each, quickly', async () => {
+    it('adds and then removes 10,000 members in one write each', async () => {
       const users = await createUsers(store, 10_000, 'bulk');
       const g = await store.createGroup(groupAttrs('big'), [{ value: users[0]!.id }]);
       const rec = recordChanges(store);
-      const t0 = performance.now();
       const added = await store.updateGroup(g.id, (cur) => ({
         attributes: cur.attributes,
         members: [
@@ -321,22 +320,19 @@ describe.each(storeKinds)('$name store contract', (kind) => {
           { value: users[0]!.id }, // already a member: de-duplicated
         ],
       }));
-      const addMs = performance.now() - t0;
       expect(added.members).toHaveLength(10_000);
       expect((await store.getGroup(g.id, { members: true }))?.members).toEqual(added.members);
+      expect(rec.batches).toHaveLength(1);
       expect(rec.batches[0]?.find((c) => c.type === 'members.added')).toMatchObject({ userIds: users.slice(1).map((u) => u.id) });
-      const t1 = performance.now();
       const kept = await store.updateGroup(g.id, (cur) => ({
         attributes: cur.attributes,
         members: cur.members.slice(0, 10),
       }));
-      const removeMs = performance.now() - t1;
       expect(kept.members.map((m) => m.value)).toEqual(users.slice(0, 10).map((u) => u.id));
       expect((await store.getGroup(g.id, { members: true }))?.members).toEqual(kept.members);
-      // The HTTP target is 1 s end to end (measured by the benchmark). Here the bound only has to
-      // catch a per-row round trip or an O(n²) diff, with room for a busy CI machine.
-      expect(addMs).toBeLessThan(2_500);
-      expect(removeMs).toBeLessThan(2_500);
+      expect(rec.batches).toHaveLength(2);
+      expect(rec.batches[1]?.find((c) => c.type === 'members.removed')).toMatchObject({ userIds: users.slice(10).map((u) => u.id) });
+      // How fast (target: 1 s over HTTP) is a benchmark figure, `npm run bench`, not a timed test.
     }, 300_000);
 
     it('lists and scans groups by key, with members when asked', async () => {
