@@ -1,6 +1,7 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
 // target is missed. Options: --only scim|proxy, --users N, --groups N, --store sqlite|postgres,
 // --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure).
+// BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

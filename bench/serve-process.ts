@@ -19,7 +19,9 @@ export interface ServeProcess {
 export async function startServeProcess(dir: string, configYaml: string, adminPort: number, env: Record<string, string> = {}): Promise<ServeProcess> {
   const configPath = join(dir, 'rolegate.yaml');
   await writeFile(configPath, configYaml);
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], {
+  // BENCH_SERVE_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server under load.
+  const nodeArgs = (process.env['BENCH_SERVE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'serve', '--config', configPath], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
