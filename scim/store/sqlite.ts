@@ -21,6 +21,7 @@ import {
   type UserColumns,
 } from './derive.js';
 import { diffMembers } from './member-diff.js';
+import { PageCursors } from './page-cursors.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
 import type {
   DirectoryChange,
@@ -87,6 +88,11 @@ class SqliteStore implements DirectoryStore {
   readonly #statements = new Map<string, Database.Statement>();
   readonly #plucked = new Map<string, Database.Statement>();
   readonly #tx: Database.Transaction<(fn: () => unknown) => unknown>;
+  // Keyset paging of the unfiltered lists; valid until a delete here or a commit by another connection.
+  readonly #userPages = new PageCursors();
+  readonly #groupPages = new PageCursors();
+  #userDeletes = 0;
+  #groupDeletes = 0;
 
   constructor(db: Database.Database, opts: ResolvedStoreOptions) {
     this.#db = db;
@@ -147,21 +153,47 @@ class SqliteStore implements DirectoryStore {
   }
 
   async listUsers(opts: { key?: UserKey; offset: number; limit: number }): Promise<Page<UserRecord>> {
-    const where = USER_WHERE[opts.key?.attr ?? 'all'];
-    const params = opts.key === undefined ? [] : [userKeyValue(opts.key)];
     const { offset, limit } = pageBounds(opts.offset, opts.limit);
-    const total = this.#value(`SELECT count(*) FROM rg_users WHERE ${where}`, ...params) as number;
-    const items =
-      limit === 0 || offset >= total
-        ? []
-        : this.#rows<ResourceRow>(
-            `SELECT seq, id, created, last_modified, attributes FROM rg_users WHERE ${where}
-             ORDER BY seq LIMIT ? OFFSET ?`,
-            ...params,
-            limit,
-            offset,
-          ).map(toUser);
-    return { total, items };
+    // One read transaction: the total and the page come from the same snapshot.
+    return this.#tx.deferred(() => {
+      if (opts.key === undefined) {
+        const page = this.#pageAll('rg_users', this.#userPages, this.#userDeletes, offset, limit);
+        return { total: page.total, items: page.rows.map(toUser) };
+      }
+      const where = USER_WHERE[opts.key.attr];
+      const value = userKeyValue(opts.key);
+      const total = this.#value(`SELECT count(*) FROM rg_users WHERE ${where}`, value) as number;
+      const items =
+        limit === 0 || offset >= total
+          ? []
+          : this.#rows<ResourceRow>(
+              `SELECT seq, id, created, last_modified, attributes FROM rg_users WHERE ${where}
+               ORDER BY seq LIMIT ? OFFSET ?`,
+              value,
+              limit,
+              offset,
+            ).map(toUser);
+      return { total, items };
+    }) as Page<UserRecord>;
+  }
+
+  /**
+   * A page of a whole table in seq order: a keyset seek when an earlier page ended at `offset` and
+   * nothing was deleted since (see PageCursors), otherwise OFFSET. Call inside a read transaction.
+   */
+  #pageAll(table: 'rg_users' | 'rg_groups', cursors: PageCursors, deletes: number, offset: number, limit: number): { total: number; rows: ResourceRow[] } {
+    const total = this.#value(`SELECT count(*) FROM ${table}`) as number;
+    if (limit === 0 || offset >= total) return { total, rows: [] };
+    // data_version changes when another connection commits; our own deletes are counted by us.
+    const version = `${deletes}:${this.#value('PRAGMA data_version') as number}`;
+    const after = offset === 0 ? 0 : cursors.seek(offset, version);
+    const rows =
+      after === undefined
+        ? this.#rows<ResourceRow>(`SELECT seq, id, created, last_modified, attributes FROM ${table} ORDER BY seq LIMIT ? OFFSET ?`, limit, offset)
+        : this.#rows<ResourceRow>(`SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit);
+    const last = rows.at(-1);
+    if (last !== undefined && offset + rows.length < total) cursors.remember(offset + rows.length, last.seq, version);
+    return { total, rows };
   }
 
   async *scanUsers(key?: UserKey): AsyncIterable<UserRecord> {
@@ -255,6 +287,7 @@ class SqliteStore implements DirectoryStore {
       );
       // D26: ON DELETE CASCADE removes the memberships and email keys with the user.
       if (this.#stmt('DELETE FROM rg_users WHERE id = ?').run(id).changes === 0) return { result: false, changes: [] };
+      this.#userDeletes++; // positions after this user move up: page cursors are stale
       const now = this.#opts.now();
       const touch = this.#stmt('UPDATE rg_groups SET last_modified = ? WHERE id = ?');
       const changes: DirectoryChange[] = [];
@@ -309,18 +342,24 @@ class SqliteStore implements DirectoryStore {
     limit: number;
     members: boolean;
   }): Promise<Page<GroupRecord>> {
-    const where = GROUP_WHERE[opts.key?.attr ?? 'all'];
-    const params = opts.key === undefined ? [] : [groupKeyValue(opts.key)];
     const { offset, limit } = pageBounds(opts.offset, opts.limit);
-    const total = this.#value(`SELECT count(*) FROM rg_groups WHERE ${where}`, ...params) as number;
-    if (limit === 0 || offset >= total) return { total, items: [] };
-    const rows = this.#rows<ResourceRow>(
-      `SELECT seq, id, created, last_modified, attributes FROM rg_groups WHERE ${where} ORDER BY seq LIMIT ? OFFSET ?`,
-      ...params,
-      limit,
-      offset,
-    );
-    return { total, items: this.#withMembers(rows, opts.members) };
+    return this.#tx.deferred(() => {
+      if (opts.key === undefined) {
+        const page = this.#pageAll('rg_groups', this.#groupPages, this.#groupDeletes, offset, limit);
+        return { total: page.total, items: this.#withMembers(page.rows, opts.members) };
+      }
+      const where = GROUP_WHERE[opts.key.attr];
+      const value = groupKeyValue(opts.key);
+      const total = this.#value(`SELECT count(*) FROM rg_groups WHERE ${where}`, value) as number;
+      if (limit === 0 || offset >= total) return { total, items: [] };
+      const rows = this.#rows<ResourceRow>(
+        `SELECT seq, id, created, last_modified, attributes FROM rg_groups WHERE ${where} ORDER BY seq LIMIT ? OFFSET ?`,
+        value,
+        limit,
+        offset,
+      );
+      return { total, items: this.#withMembers(rows, opts.members) };
+    }) as Page<GroupRecord>;
   }
 
   async *scanGroups(opts: { key?: GroupKey; members: boolean }): AsyncIterable<GroupRecord> {
@@ -423,6 +462,7 @@ class SqliteStore implements DirectoryStore {
   async deleteGroup(id: string): Promise<boolean> {
     return this.#write(() => {
       if (this.#stmt('DELETE FROM rg_groups WHERE id = ?').run(id).changes === 0) return { result: false, changes: [] };
+      this.#groupDeletes++; // positions after this group move up: page cursors are stale
       return { result: true, changes: [{ type: 'group.deleted', id }] };
     });
   }

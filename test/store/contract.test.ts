@@ -205,6 +205,36 @@ describe.each(storeKinds)('$name store contract', (kind) => {
       expect((await store.listUsers({ offset: -5, limit: 2 })).items.map((u) => u.id)).toEqual(expected.slice(0, 2));
     });
 
+    it('pages exactly like a fresh listing while users are created, changed and deleted between pages', async () => {
+      const users = await createUsers(store, 120, 'churn');
+      let next = 0;
+      const alive = users.map((u) => u.id);
+      // The oracle: the whole list now, by a scan that shares no code with paging.
+      const listing = async () => (await collect(store.scanUsers())).map((u) => u.id);
+      for (let offset = 0, step = 0; ; offset += 10, step++) {
+        const page = await store.listUsers({ offset, limit: 10 });
+        const now = await listing();
+        expect(page.total).toBe(now.length);
+        expect(page.items.map((u) => u.id), `page at ${offset}, step ${step}`).toEqual(now.slice(offset, offset + 10));
+        // Asking for the same page again gives the same answer.
+        expect((await store.listUsers({ offset, limit: 10 })).items.map((u) => u.id)).toEqual(now.slice(offset, offset + 10));
+        if (offset >= now.length) break;
+        // Between pages: delete before or after the read position, create, update, or nothing.
+        const victimAt = step % 2 === 0 ? Math.max(0, offset - 3) : Math.min(alive.length - 1, offset + 15);
+        switch (step % 4) {
+          case 0:
+          case 1:
+            expect(await store.deleteUser(alive.splice(victimAt, 1)[0]!)).toBe(true);
+            break;
+          case 2:
+            alive.push((await store.createUser(userAttrs(`late${next++}@corp.example`))).id);
+            break;
+          default:
+            await store.updateUser(alive[offset]!, (c) => ({ ...c.attributes, active: false }));
+        }
+      }
+    }, 120_000);
+
     it('scans every user in batches, in order, also past a batch boundary', async () => {
       const users = await createUsers(store, 1_050);
       const scanned = await collect(store.scanUsers());
@@ -334,6 +364,18 @@ describe.each(storeKinds)('$name store contract', (kind) => {
       expect(rec.batches[1]?.find((c) => c.type === 'members.removed')).toMatchObject({ userIds: users.slice(10).map((u) => u.id) });
       // How fast (target: 1 s over HTTP) is a benchmark figure, `npm run bench`, not a timed test.
     }, 300_000);
+
+    it('pages groups exactly like a fresh listing when a group before the read position is deleted', async () => {
+      const groups: string[] = [];
+      for (let i = 0; i < 30; i++) groups.push((await store.createGroup(groupAttrs(`Team ${i}`), [])).id);
+      expect((await store.listGroups({ offset: 0, limit: 10, members: false })).items.map((g) => g.id)).toEqual(groups.slice(0, 10));
+      expect((await store.listGroups({ offset: 10, limit: 10, members: false })).items.map((g) => g.id)).toEqual(groups.slice(10, 20));
+      expect(await store.deleteGroup(groups[4]!)).toBe(true);
+      groups.splice(4, 1);
+      const page = await store.listGroups({ offset: 20, limit: 10, members: false });
+      expect(page.total).toBe(29);
+      expect(page.items.map((g) => g.id)).toEqual(groups.slice(20, 30));
+    });
 
     it('lists and scans groups by key, with members when asked', async () => {
       const [a, b] = await createUsers(store, 2);
