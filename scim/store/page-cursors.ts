@@ -25,6 +25,15 @@ export class PageCursors {
     return this.#after.get(offset);
   }
 
+  /**
+   * The cursor at `offset` with the version it was recorded under, for an owner that can check the
+   * version only inside its query (PostgreSQL: in the same snapshot as the page).
+   */
+  peek(offset: number): { seq: number; version: string } | undefined {
+    const seq = this.#after.get(offset);
+    return seq === undefined ? undefined : { seq, version: this.#version };
+  }
+
   /** Records that under `version` the row at `offset` is the first after `seq`. */
   remember(offset: number, seq: number, version: string): void {
     this.#sync(version);

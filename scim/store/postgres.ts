@@ -22,6 +22,7 @@ import {
 } from './derive.js';
 import { diffMembers } from './member-diff.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
+import { PageCursors } from './page-cursors.js';
 import { migratePostgres } from './postgres-migrate.js';
 import type {
   DirectoryChange,
@@ -119,6 +120,9 @@ class PostgresStore implements DirectoryStore {
   readonly #queue = new SerialQueue();
   /** Tags this instance's rg_changes rows so a follower can skip its own. */
   readonly #origin = randomUUID();
+  // Keyset paging of the unfiltered lists (see PageCursors). The version is max(seq) of rg_changes,
+  // which every committed write of every instance moves, read in the same snapshot as the page.
+  readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
   #writes = 0;
 
   constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
@@ -210,13 +214,37 @@ class PostgresStore implements DirectoryStore {
       this.#pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${cond}`, params),
       limit === 0
         ? undefined
-        : this.#pool.query<R>(
-            `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${cond}
-             ORDER BY seq LIMIT $${n + 1} OFFSET $${n + 2}`,
-            [...params, limit, offset],
-          ),
+        : filter === undefined
+          ? this.#pageAll<R>(table, offset, limit)
+          : this.#pool.query<R>(
+              `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${cond}
+               ORDER BY seq LIMIT $${n + 1} OFFSET $${n + 2}`,
+              [...params, limit, offset],
+            ),
     ]);
     return { total: count.rows[0]?.n ?? 0, items: page?.rows ?? [] };
+  }
+
+  /**
+   * A page of a whole table in seq order, in one statement (one snapshot): a keyset seek from the
+   * cursor an earlier page left at `offset` when no write committed since, otherwise OFFSET.
+   */
+  async #pageAll<R extends pg.QueryResultRow>(table: 'rg_users' | 'rg_groups', offset: number, limit: number): Promise<{ rows: R[] }> {
+    const cursors = this.#pages[table];
+    // Which version the cursor belongs to is only known inside the statement, so it carries both
+    // choices: with a matching version it seeks past `after`, otherwise it skips `offset` rows.
+    const known = offset === 0 ? undefined : cursors.peek(offset);
+    const version = '(SELECT coalesce(max(seq), 0) FROM rg_changes)';
+    const res = await this.#pool.query<R & { version: string }>(
+      `SELECT seq, id, created, last_modified, attributes, ${version}::text AS version FROM ${table}
+       WHERE seq > (CASE WHEN ${version}::text = $1 THEN $2::bigint ELSE 0 END)
+       ORDER BY seq LIMIT $3 OFFSET (CASE WHEN ${version}::text = $1 THEN 0 ELSE $4::bigint END)`,
+      [known?.version ?? '', known?.seq ?? 0, limit, offset],
+    );
+    const last = res.rows.at(-1);
+    if (last !== undefined && res.rows.length === limit) cursors.remember(offset + limit, Number(last['seq']), last.version);
+    for (const row of res.rows) delete (row as Partial<typeof row>).version;
+    return res;
   }
 
   async *scanUsers(key?: UserKey): AsyncIterable<UserRecord> {

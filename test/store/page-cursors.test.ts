@@ -1,4 +1,5 @@
-// Keyset paging cursors: the unit, and the SQLite store with a second connection writing to its file.
+// Keyset paging cursors: the unit, and both stores with a second connection (SQLite: another handle on
+// the same file; PostgreSQL: another instance on the same database) writing between pages.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,51 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../scim/store/open.js';
 import { PageCursors } from '../../scim/store/page-cursors.js';
 import type { DirectoryStore } from '../../scim/store/port.js';
+import { createTestDatabase } from '../helpers/postgres.js';
 import { groupAttrs, userAttrs } from './fixtures.js';
+
+interface TwoConnections {
+  reader: DirectoryStore;
+  writer: DirectoryStore;
+  cleanup(): Promise<void>;
+}
+
+const kinds: { name: string; open(): Promise<TwoConnections> }[] = [
+  {
+    name: 'SQLite',
+    async open() {
+      const dir = await mkdtemp(join(tmpdir(), 'rolegate-pages-'));
+      const reader = await openStore(`sqlite:${join(dir, 'directory.db')}`);
+      const writer = await openStore(`sqlite:${join(dir, 'directory.db')}`);
+      return {
+        reader,
+        writer,
+        async cleanup() {
+          await reader.close();
+          await writer.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    async open() {
+      const db = await createTestDatabase('pages');
+      const reader = await openStore(db.url);
+      const writer = await openStore(db.url);
+      return {
+        reader,
+        writer,
+        async cleanup() {
+          await reader.close();
+          await writer.close();
+          await db.drop();
+        },
+      };
+    },
+  },
+];
 
 describe('PageCursors', () => {
   it('answers only for the version a cursor was recorded under', () => {
@@ -30,19 +75,16 @@ describe('PageCursors', () => {
   });
 });
 
-describe('SQLite store paging with another connection writing', () => {
-  let dir: string;
+describe.each(kinds)('$name store paging with another connection writing', (kind) => {
+  let two: TwoConnections;
   let reader: DirectoryStore;
   let writer: DirectoryStore;
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rolegate-pages-'));
-    reader = await openStore(`sqlite:${join(dir, 'directory.db')}`);
-    writer = await openStore(`sqlite:${join(dir, 'directory.db')}`);
+    two = await kind.open();
+    ({ reader, writer } = two);
   });
   afterEach(async () => {
-    await reader.close();
-    await writer.close();
-    await rm(dir, { recursive: true, force: true });
+    await two.cleanup();
   });
 
   it('sees a delete committed by the other connection: the next page neither skips nor repeats a user', async () => {
