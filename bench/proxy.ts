@@ -3,6 +3,7 @@
 // rolegate's resident memory with 1,000 idle sessions.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -107,14 +108,20 @@ log: { level: warn }
       rolegate: { port: proxyPort, user: 'bench@corp.example', password: token },
     };
     const tps = new Map<string, number[]>();
+    // CPU the proxy process spent per transaction: how much machine each proxy costs, apart from latency.
+    const cpuPerTx = new Map<string, number[]>();
+    const proxyPid: Record<Target, () => number | undefined> = { direct: () => undefined, pgbouncer: bouncer.pid, rolegate: () => rolegate.child.pid };
     for (let round = 0; round < opts.rounds; round++) {
       for (const w of WORKLOADS) {
         // Alternate the order each round so no target always runs on a warmer machine.
         const order: Target[] = round % 2 === 0 ? ['direct', 'pgbouncer', 'rolegate'] : ['rolegate', 'pgbouncer', 'direct'];
         for (const t of order) {
+          const cpu0 = cpuSeconds(proxyPid[t]());
           const value = await pgbench(cluster.binDir, targets[t], w.args, opts.seconds);
+          const cpu = cpuSeconds(proxyPid[t]()) - cpu0;
           const key = `${w.name}|${t}`;
           tps.set(key, [...(tps.get(key) ?? []), value]);
+          if (!Number.isNaN(cpu)) cpuPerTx.set(key, [...(cpuPerTx.get(key) ?? []), (cpu * 1e6) / (value * opts.seconds)]);
         }
       }
     }
@@ -127,6 +134,8 @@ log: { level: warn }
       rows.push({ name: `${w.name}: rolegate tps`, value: r!, unit: 'tps' });
       rows.push({ name: `${w.name}: rolegate/direct`, value: r! / d!, unit: 'x' });
       rows.push({ name: `${w.name}: rolegate/pgbouncer`, value: r! / b!, unit: 'x' });
+      rows.push({ name: `${w.name}: pgbouncer CPU per transaction`, value: median(cpuPerTx.get(`${w.name}|pgbouncer`) ?? []), unit: 'µs' });
+      rows.push({ name: `${w.name}: rolegate CPU per transaction`, value: median(cpuPerTx.get(`${w.name}|rolegate`) ?? []), unit: 'µs' });
     }
 
     // 1,000 idle sessions through rolegate: its resident memory before and after.
@@ -173,7 +182,7 @@ async function provisionBenchPerson(adminUrl: string, token: string): Promise<vo
 }
 
 /** Starts pgbouncer (installed with apt when missing) as the postgres user under root. */
-async function startPgbouncer(dir: string, o: { bouncerPort: number; pgPort: number; rolePassword: string; certPath: string; keyPath: string; caPath: string }): Promise<{ stop: () => Promise<void> }> {
+async function startPgbouncer(dir: string, o: { bouncerPort: number; pgPort: number; rolePassword: string; certPath: string; keyPath: string; caPath: string }): Promise<{ pid: () => number | undefined; stop: () => Promise<void> }> {
   const bin = await ensurePgbouncer();
   const bdir = join(dir, 'pgbouncer');
   await mkdir(bdir);
@@ -223,12 +232,36 @@ logfile = ${join(bdir, 'pgbouncer.log')}
     }
   }
   return {
+    // Under root the child is runuser; pgbouncer is its only child.
+    pid: () => (isRoot() ? childrenOf(child.pid) : child.pid === undefined ? [] : [child.pid])[0],
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null) return resolve();
       child.once('exit', () => resolve());
       child.kill('SIGTERM');
     }),
   };
+}
+
+function childrenOf(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '').map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** User + system CPU seconds a process has used so far (Linux /proc; clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after the parenthesised command name: state is the 3rd field, utime the 14th, stime the 15th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 async function ensurePgbouncer(): Promise<string> {
