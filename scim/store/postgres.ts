@@ -200,29 +200,39 @@ class PostgresStore implements DirectoryStore {
     return { total: page.total, items: page.items.map(toUser) };
   }
 
-  /** count(*) and one page in parallel; `table` and the filter's SQL are constants of this file. */
+  /** One page and the total; `table` and the filter's SQL are constants of this file. */
   async #page<R extends pg.QueryResultRow>(
     table: 'rg_users' | 'rg_groups',
     filter: Filter | undefined,
     opts: { offset: number; limit: number },
   ): Promise<Page<R>> {
     const { offset, limit } = pageBounds(opts.offset, opts.limit);
-    const params = filter === undefined ? [] : [filter.value];
-    const cond = filter?.where ?? 'TRUE';
-    const n = params.length;
-    const [count, page] = await Promise.all([
-      this.#pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${cond}`, params),
-      limit === 0
-        ? undefined
-        : filter === undefined
-          ? this.#pageAll<R>(table, offset, limit)
-          : this.#pool.query<R>(
-              `SELECT seq, id, created, last_modified, attributes FROM ${table} WHERE ${cond}
-               ORDER BY seq LIMIT $${n + 1} OFFSET $${n + 2}`,
-              [...params, limit, offset],
-            ),
-    ]);
-    return { total: count.rows[0]?.n ?? 0, items: page?.rows ?? [] };
+    if (filter === undefined) {
+      const [total, page] = await Promise.all([this.#count(table, undefined), limit === 0 ? undefined : this.#pageAll<R>(table, offset, limit)]);
+      return { total, items: page?.rows ?? [] };
+    }
+    if (limit === 0) return { total: await this.#count(table, filter), items: [] };
+    // A key matches few rows (`userName eq`, Okta's and Entra's most frequent request): one statement
+    // returns the page and, as a window count over every match, the total, in one round trip.
+    const res = await this.#pool.query<R & { total: number }>(
+      `SELECT seq, id, created, last_modified, attributes, count(*) OVER ()::int AS total FROM ${table}
+       WHERE ${filter.where} ORDER BY seq LIMIT $2 OFFSET $3`,
+      [filter.value, limit, offset],
+    );
+    const first = res.rows[0];
+    // No row: either nothing matches (offset 0) or the page starts past the last match.
+    if (first === undefined) return { total: offset === 0 ? 0 : await this.#count(table, filter), items: [] };
+    const total = first.total;
+    for (const row of res.rows) delete (row as Partial<typeof row>).total;
+    return { total, items: res.rows };
+  }
+
+  async #count(table: 'rg_users' | 'rg_groups', filter: Filter | undefined): Promise<number> {
+    const res = await this.#pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${table} WHERE ${filter?.where ?? 'TRUE'}`,
+      filter === undefined ? [] : [filter.value],
+    );
+    return res.rows[0]?.n ?? 0;
   }
 
   /**

@@ -131,6 +131,23 @@ describe.each(storeKinds)('$name store contract', (kind) => {
       expect(byNew.items.map((u) => u.id)).toEqual([a.id]);
     });
 
+    it('pages a keyed list with the total of all matches, also past the last match and with limit 0', async () => {
+      const sharing: UserRecord[] = [];
+      for (let i = 0; i < 5; i++) sharing.push(await store.createUser(userAttrs(`s${i}@corp.example`, { emails: [{ value: 'team@corp.example' }] })));
+      await store.createUser(userAttrs('other@corp.example'));
+      const key = { attr: 'emails.value', value: 'TEAM@corp.example' } as const;
+      const ids = sharing.map((u) => u.id);
+      expect(await store.listUsers({ key, offset: 0, limit: 2 })).toMatchObject({ total: 5, items: sharing.slice(0, 2) });
+      expect((await store.listUsers({ key, offset: 3, limit: 10 })).items.map((u) => u.id)).toEqual(ids.slice(3));
+      expect((await store.listUsers({ key, offset: 3, limit: 10 })).total).toBe(5);
+      expect(await store.listUsers({ key, offset: 5, limit: 10 })).toEqual({ total: 5, items: [] });
+      expect(await store.listUsers({ key, offset: 0, limit: 0 })).toEqual({ total: 5, items: [] });
+      expect(await store.listUsers({ key: { attr: 'userName', value: 'nobody@corp.example' }, offset: 0, limit: 10 })).toEqual({ total: 0, items: [] });
+      // Records carry no storage columns (the window count, a version) into the SCIM layer.
+      expect(Object.keys((await store.listUsers({ key, offset: 0, limit: 1 })).items[0]!).sort()).toEqual(Object.keys(sharing[0]!).sort());
+      expect(Object.keys((await store.listUsers({ offset: 0, limit: 1 })).items[0]!).sort()).toEqual(Object.keys(sharing[0]!).sort());
+    });
+
     it('a no-op mutation writes nothing and keeps lastModified (D11)', async () => {
       const a = await store.createUser(userAttrs('noop'));
       const rec = recordChanges(store);
