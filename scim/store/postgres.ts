@@ -123,6 +123,8 @@ class PostgresStore implements DirectoryStore {
   // Keyset paging of the unfiltered lists (see PageCursors). The version is max(seq) of rg_changes,
   // which every committed write of every instance moves, read in the same snapshot as the page.
   readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
+  // The row count each table had at a version, so that paging does not count every row every page.
+  readonly #totals = { rg_users: { version: '', total: 0 }, rg_groups: { version: '', total: 0 } };
   #writes = 0;
 
   constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
@@ -207,10 +209,7 @@ class PostgresStore implements DirectoryStore {
     opts: { offset: number; limit: number },
   ): Promise<Page<R>> {
     const { offset, limit } = pageBounds(opts.offset, opts.limit);
-    if (filter === undefined) {
-      const [total, page] = await Promise.all([this.#count(table, undefined), limit === 0 ? undefined : this.#pageAll<R>(table, offset, limit)]);
-      return { total, items: page?.rows ?? [] };
-    }
+    if (filter === undefined) return this.#pageAll<R>(table, offset, limit);
     if (limit === 0) return { total: await this.#count(table, filter), items: [] };
     // A key matches few rows (`userName eq`, Okta's and Entra's most frequent request): one statement
     // returns the page and, as a window count over every match, the total, in one round trip.
@@ -227,34 +226,46 @@ class PostgresStore implements DirectoryStore {
     return { total, items: res.rows };
   }
 
-  async #count(table: 'rg_users' | 'rg_groups', filter: Filter | undefined): Promise<number> {
-    const res = await this.#pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM ${table} WHERE ${filter?.where ?? 'TRUE'}`,
-      filter === undefined ? [] : [filter.value],
-    );
+  async #count(table: 'rg_users' | 'rg_groups', filter: Filter): Promise<number> {
+    const res = await this.#pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${filter.where}`, [filter.value]);
     return res.rows[0]?.n ?? 0;
   }
 
   /**
-   * A page of a whole table in seq order, in one statement (one snapshot): a keyset seek from the
-   * cursor an earlier page left at `offset` when no write committed since, otherwise OFFSET.
+   * A page of a whole table in seq order and the table's row count, in one statement (one snapshot):
+   * a keyset seek from the cursor an earlier page left at `offset`, and the count an earlier page
+   * saw, when no write has committed since; otherwise OFFSET and count(*), both O(table).
    */
-  async #pageAll<R extends pg.QueryResultRow>(table: 'rg_users' | 'rg_groups', offset: number, limit: number): Promise<{ rows: R[] }> {
+  async #pageAll<R extends pg.QueryResultRow>(table: 'rg_users' | 'rg_groups', offset: number, limit: number): Promise<Page<R>> {
     const cursors = this.#pages[table];
-    // Which version the cursor belongs to is only known inside the statement, so it carries both
-    // choices: with a matching version it seeks past `after`, otherwise it skips `offset` rows.
+    const counted = this.#totals[table];
+    // Whether the cursor and the count still hold is only known inside the statement, so it carries
+    // both choices; PostgreSQL evaluates only the CASE branch taken (the unused count never runs).
     const known = offset === 0 ? undefined : cursors.peek(offset);
-    const version = '(SELECT coalesce(max(seq), 0) FROM rg_changes)';
-    const res = await this.#pool.query<R & { version: string }>(
-      `SELECT seq, id, created, last_modified, attributes, ${version}::text AS version FROM ${table}
-       WHERE seq > (CASE WHEN ${version}::text = $1 THEN $2::bigint ELSE 0 END)
-       ORDER BY seq LIMIT $3 OFFSET (CASE WHEN ${version}::text = $1 THEN 0 ELSE $4::bigint END)`,
-      [known?.version ?? '', known?.seq ?? 0, limit, offset],
+    const version = '(SELECT coalesce(max(seq), 0)::text FROM rg_changes)';
+    const res = await this.#pool.query<{ version: string; total: number; seq: string | null }>(
+      `WITH page AS (
+         SELECT seq, id, created, last_modified, attributes FROM ${table}
+         WHERE seq > (CASE WHEN ${version} = $1 THEN $2::bigint ELSE 0 END)
+         ORDER BY seq LIMIT $3 OFFSET (CASE WHEN ${version} = $1 THEN 0 ELSE $4::bigint END)
+       )
+       SELECT ${version} AS version,
+              CASE WHEN ${version} = $5 THEN $6::int ELSE (SELECT count(*)::int FROM ${table}) END AS total,
+              page.*
+       FROM (SELECT 1) AS one LEFT JOIN page ON true ORDER BY page.seq`,
+      [known?.version ?? '', known?.seq ?? 0, limit, offset, counted.version, counted.total],
     );
-    const last = res.rows.at(-1);
-    if (last !== undefined && res.rows.length === limit) cursors.remember(offset + limit, Number(last['seq']), last.version);
-    for (const row of res.rows) delete (row as Partial<typeof row>).version;
-    return res;
+    // One row even for an empty page (the LEFT JOIN), its page columns null.
+    const { version: now, total, seq } = res.rows[0]!;
+    this.#totals[table] = { version: now, total };
+    const rows = seq === null ? [] : res.rows;
+    const last = rows.at(-1);
+    if (last !== undefined && rows.length === limit) cursors.remember(offset + limit, Number(last.seq), now);
+    for (const row of rows) {
+      delete (row as Partial<typeof row>).version;
+      delete (row as Partial<typeof row>).total;
+    }
+    return { total, items: rows as unknown as R[] };
   }
 
   async *scanUsers(key?: UserKey): AsyncIterable<UserRecord> {
