@@ -1,7 +1,7 @@
 // The admin sessions API (PRODUCT.md §5): list live sessions, end one. Guarded by admin.tokens,
 // which are not SCIM tokens (and the reverse); compared in constant time.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { bearerCredentials, tokenMatcher } from '../scim/auth.js';
+import { BearerTokens, bearerCredentials } from '../scim/auth.js';
 
 /** What the API needs from the session registry (structural: admin does not import the proxy). */
 export interface SessionsPort {
@@ -15,12 +15,12 @@ function sendJson(res: Response, status: number, body: unknown): void {
 }
 
 /** Mount at `/admin`. With no admin tokens configured every request is refused. */
-export function createSessionsRouter(opts: { tokens: readonly string[]; sessions: SessionsPort }): Router {
-  const match = tokenMatcher(opts.tokens);
+export function createSessionsRouter(opts: { tokens: readonly string[] | BearerTokens; sessions: SessionsPort }): Router {
+  const accepted = opts.tokens instanceof BearerTokens ? opts.tokens : new BearerTokens(opts.tokens);
   const router = express.Router();
   router.use((req: Request, res: Response, next: NextFunction) => {
     const presented = bearerCredentials(req.headers.authorization);
-    if (presented === undefined || match(presented) === 0) {
+    if (presented === undefined || accepted.match(presented) === 0) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="rolegate-admin"');
       sendJson(res, 401, { error: 'unauthorized', detail: 'A valid admin bearer token is required' });
       return;

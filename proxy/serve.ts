@@ -3,11 +3,12 @@
 // this file owns the wiring and the orderly shutdown.
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
 import { createAdminApp } from '../admin/app.js';
 import { createSessionsRouter } from '../admin/sessions.js';
 import { DirectoryIndex } from '../scim/directory-index.js';
+import { BearerTokens } from '../scim/auth.js';
 import { createScimRouter } from '../scim/router.js';
 import { ScimService } from '../scim/service.js';
 import { openStore } from '../scim/store/open.js';
@@ -105,8 +106,10 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       now: deps.now ?? Date.now,
     };
     const service = new ScimService({ store, audit: (e) => audit({ type: 'directory.change', ...e }) });
-    const scimTokens = config.scim?.tokens ?? [];
-    if (scimTokens.length === 0) logger.warn('scim.tokens is not set: the SCIM endpoint refuses every request');
+    // Both token sets are swapped in place on SIGHUP (rotation), so the routers hold the holders.
+    const scimTokens = new BearerTokens(config.scim?.tokens ?? []);
+    const adminTokens = new BearerTokens(config.admin.tokens);
+    if (scimTokens.size === 0) logger.warn('scim.tokens is not set: the SCIM endpoint refuses every request');
     const scim = createScimRouter({
       service,
       tokens: scimTokens,
@@ -120,7 +123,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       logger,
       extra: (a) => {
         a.use('/admin', createSessionsRouter({
-          tokens: config.admin.tokens,
+          tokens: adminTokens,
           sessions: {
             list: () => registry.list(),
             end: (id) => {
@@ -134,7 +137,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     });
 
     const server: Server = config.admin.tls
-      ? createHttpsServer({ cert: await readFile(config.admin.tls.cert), key: await readFile(config.admin.tls.key), minVersion: 'TLSv1.2' }, app)
+      ? createHttpsServer({ ...(await readKeyPair(config.admin.tls)), minVersion: 'TLSv1.2' }, app)
       : createHttpServer(app);
     // Slow-loris bounds for a listener that may face an IdP over the internet.
     server.headersTimeout = 30_000;
@@ -161,13 +164,28 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       registry,
       metrics,
       async reload(next) {
-        roles = await loadRoles(next);
-        upstream = await upstreamTarget(next);
-        if (tls && next.proxy.tls) await tls.reload(next.proxy.tls);
+        // Everything is read and checked first, so a missing file or a bad token leaves the running
+        // configuration whole; only then is it swapped in, without an await in between.
+        const nextRoles = await loadRoles(next);
+        const nextUpstream = await upstreamTarget(next);
+        const nextProxyTls = tls && next.proxy.tls ? await ServerTls.load(next.proxy.tls) : undefined;
+        const nextAdminTls = config.admin.tls && next.admin.tls ? await readKeyPair(next.admin.tls) : undefined;
+        const nextScimTokens = new BearerTokens(next.scim?.tokens ?? []);
+        const nextAdminTokens = new BearerTokens(next.admin.tokens);
+        if ((tls === undefined) !== (next.proxy.tls === undefined) || (config.admin.tls === undefined) !== (next.admin.tls === undefined)) {
+          logger.warn('turning TLS on or off for a listener needs a restart; the listeners keep their current mode');
+        }
+
+        roles = nextRoles;
+        upstream = nextUpstream;
+        if (tls && nextProxyTls) tls.adopt(nextProxyTls);
+        if (nextAdminTls) (server as HttpsServer).setSecureContext({ ...nextAdminTls, minVersion: 'TLSv1.2' });
+        scimTokens.adopt(nextScimTokens);
+        adminTokens.adopt(nextAdminTokens);
         // Pooled connections were logged in with the old credentials and settings.
         pool?.flush();
         const ended = recheckAll(registry);
-        logger.info({ roles: roles.length, sessionsEnded: ended }, 'configuration reloaded');
+        logger.info({ roles: roles.length, scimTokens: scimTokens.size, adminTokens: adminTokens.size, sessionsEnded: ended }, 'configuration reloaded');
       },
       close: () => (closing ??= runAll(cleanups, logger)),
     };
@@ -175,6 +193,11 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     await runAll(cleanups, logger);
     throw err;
   }
+}
+
+async function readKeyPair(files: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
+  return { cert, key };
 }
 
 /** Roles with their credentials in memory: certificate files are read once here, not per login. */

@@ -34,6 +34,35 @@ export function tokenMatcher(tokens: readonly string[]): (presented: string) => 
   };
 }
 
+/**
+ * The bearer tokens one listener accepts. `adopt` takes over another set's tokens at once (SIGHUP
+ * rotation: a removed token stops working on the next request); the new set was validated when it
+ * was constructed, so a bad configuration never reaches a running listener.
+ */
+export class BearerTokens {
+  #match: (presented: string) => number;
+  #count: number;
+
+  constructor(tokens: readonly string[]) {
+    this.#match = tokenMatcher(tokens);
+    this.#count = tokens.length;
+  }
+
+  /** 1-based position of the matching token, or 0; constant-time as {@link tokenMatcher}. */
+  match(presented: string): number {
+    return this.#match(presented);
+  }
+
+  get size(): number {
+    return this.#count;
+  }
+
+  adopt(other: BearerTokens): void {
+    this.#match = other.#match;
+    this.#count = other.#count;
+  }
+}
+
 /** Extracts the credentials of an `Authorization: Bearer <token>` header (scheme case-insensitive). */
 export function bearerCredentials(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
@@ -50,11 +79,11 @@ export function bearerCredentials(header: string | undefined): string | undefine
  * It runs before any body is read, so unauthenticated callers learn nothing from 400/413/415 (D2).
  * A token in the query string (RFC 6750 §2.3) is never looked at.
  */
-export function requireBearer(tokens: readonly string[]): (req: Request, res: Response, next: NextFunction) => void {
-  const match = tokenMatcher(tokens);
+export function requireBearer(tokens: readonly string[] | BearerTokens): (req: Request, res: Response, next: NextFunction) => void {
+  const accepted = tokens instanceof BearerTokens ? tokens : new BearerTokens(tokens);
   return (req, res, next) => {
     const presented = bearerCredentials(req.headers.authorization);
-    const position = presented === undefined ? 0 : match(presented);
+    const position = presented === undefined ? 0 : accepted.match(presented);
     if (position === 0) {
       // RFC 6750 §3.1: no error code when the request carried no bearer credentials at all.
       res.setHeader('WWW-Authenticate', presented === undefined ? REALM : `${REALM}, error="invalid_token"`);

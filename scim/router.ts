@@ -2,7 +2,7 @@
 // responses for every outcome (never HTML, never internal text), request metrics.
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
-import { ACTOR_LOCAL, requireBearer } from './auth.js';
+import { ACTOR_LOCAL, requireBearer, type BearerTokens } from './auth.js';
 import { scimJsonBody } from './body.js';
 import { resourceTypeById, resourceTypesList, schemaById, schemasList, serviceProviderConfig } from './discovery.js';
 import { ScimError, ScimType, scimErrorBody } from './errors.js';
@@ -19,8 +19,8 @@ export interface ScimLogger {
 
 export interface ScimRouterOptions {
   service: ScimService;
-  /** Accepted bearer tokens (several, for rotation); an empty list admits nobody. */
-  tokens: readonly string[];
+  /** Accepted bearer tokens (several, for rotation); an empty list admits nobody. A BearerTokens can be swapped live. */
+  tokens: readonly string[] | BearerTokens;
   metrics?: { onRequest(method: string, status: number): void };
   logger?: ScimLogger;
   /** Public URL of the SCIM root for `meta.location` and `Location`; by default taken from the request. */

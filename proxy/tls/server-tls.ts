@@ -24,9 +24,9 @@ export class ServerTls {
     return createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
   }
 
-  /** Swaps in a new certificate for new connections; live sessions keep theirs. */
-  async reload(files: { cert: string; key: string }): Promise<void> {
-    this.#context = await ServerTls.#read(files);
+  /** Takes over another loaded certificate for new connections; live sessions keep theirs. */
+  adopt(other: ServerTls): void {
+    this.#context = other.#context;
   }
 
   /**

@@ -23,7 +23,7 @@ afterAll(async () => {
   await dir.cleanup();
 });
 
-async function writeConfig(name: string, store: string, adminPort: number): Promise<string> {
+async function writeConfig(name: string, store: string, adminPort: number, scimToken = '${SCIM_TOKEN}', extra = ''): Promise<string> {
   const file = join(dir.path, `${name}.yaml`);
   await writeFile(file, `
 proxy: { listen: "127.0.0.1:0", allowPlaintext: true }
@@ -31,17 +31,17 @@ upstream: { host: 127.0.0.1, tls: { mode: disable } }
 oidc: { issuer: "https://127.0.0.1:1/", audience: rolegate }
 roles: [{ role: app_reader, groups: [analysts], databases: [app], credentials: { password: unused } }]
 directory: { store: "${store}" }
-scim: { tokens: ["\${SCIM_TOKEN}"] }
+scim: { tokens: ["${scimToken}"] }
 admin: { listen: "127.0.0.1:${adminPort}" }
 log: { level: warn }
-`);
+${extra}`);
   return file;
 }
 
-function scim(base: string, path: string, method = 'GET', body?: unknown): Promise<Response> {
+function scim(base: string, path: string, method = 'GET', body?: unknown, token = TOKEN): Promise<Response> {
   return fetch(`${base}/scim/v2${path}`, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/scim+json' } : {}) },
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/scim+json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
 }
@@ -64,6 +64,40 @@ describe('rolegate serve', () => {
       expect(metrics).toMatch(/rolegate_scim_requests_total\{method="POST",status="201"\} 1/);
       expect(metrics).toContain('rolegate_sessions_active');
       expect(srv.output()).not.toContain(TOKEN);
+    } finally {
+      srv.child.kill('SIGTERM');
+    }
+    expect(await srv.exited).toBe(0);
+  });
+
+  it('SIGHUP rotates the SCIM token at once; a file that no longer validates is refused and the old configuration kept', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const store = `sqlite:${join(dir.path, 'hup.db')}`;
+    const [first, second] = [randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url')];
+    const file = await writeConfig('hup', store, port, first);
+    const srv = await startServe(file, `${base}/healthz`);
+    const status = async (token: string) => (await scim(base, '/Users?count=1', 'GET', undefined, token)).status;
+    const until = async (ok: () => boolean | Promise<boolean>, what: string) => {
+      for (const deadline = Date.now() + 10_000; !(await ok()); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() > deadline) throw new Error(`${what}; output: ${srv.output()}`);
+      }
+    };
+    try {
+      expect([await status(first), await status(second)]).toEqual([200, 401]);
+      await writeConfig('hup', store, port, second);
+      srv.child.kill('SIGHUP');
+      await until(async () => (await status(second)) === 200, 'the new token was not accepted after SIGHUP');
+      expect(await status(first)).toBe(401);
+
+      // A file with an unknown key: reported with its key path, nothing changes, the process serves on.
+      await writeConfig('hup', store, port, first, 'bogus: 1\n');
+      srv.child.kill('SIGHUP');
+      await until(() => srv.output().includes('reload refused'), 'no "reload refused" line');
+      expect(srv.output()).toMatch(/bogus/);
+      expect([await status(first), await status(second)]).toEqual([401, 200]);
+      expect(srv.output()).not.toContain(first);
+      expect(srv.output()).not.toContain(second);
     } finally {
       srv.child.kill('SIGTERM');
     }

@@ -55,6 +55,11 @@ export interface Stack {
   connect(email: string, opts?: { user?: string; app?: string }): Promise<pg.Client>;
   /** node-postgres client config for connecting through the proxy with TLS verify-full. */
   pgConfig(user: string, password: string, extra?: Partial<pg.ClientConfig>): pg.ClientConfig;
+  /**
+   * What SIGHUP does, in-process: the stack's configuration with `change` applied to it goes through
+   * the config loader and into `server.reload`. `change` gets a deep copy and may edit it freely.
+   */
+  reload(change: (config: Record<string, any>) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -106,7 +111,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     base[section] = { ...(base[section] as Record<string, unknown>), ...values };
   }
   // YAML is a superset of JSON: the config goes through the same loader as a file would.
-  const parsed = parseConfigText(JSON.stringify(base), {}, dir.path);
+  let current = JSON.stringify(base);
+  const parsed = parseConfigText(current, {}, dir.path);
   if (!parsed.ok) throw new Error(`stack config invalid: ${JSON.stringify(parsed.problems)}`);
 
   const lines: string[] = [];
@@ -194,6 +200,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       return client;
     },
     pgConfig,
+    async reload(change) {
+      const next = JSON.parse(current) as Record<string, any>;
+      change(next);
+      const text = JSON.stringify(next);
+      const reparsed = parseConfigText(text, {}, dir.path);
+      if (!reparsed.ok) throw new Error(`reloaded config invalid: ${JSON.stringify(reparsed.problems)}`);
+      await server.reload(reparsed.config);
+      current = text;
+    },
     async close() {
       await server.close();
       await issuer.close();
