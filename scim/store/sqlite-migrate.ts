@@ -2,6 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, MIGRATIONS_TABLE, pendingMigrations } from './migrations.js';
+import { keepForProcessLife as keep } from './sqlite-lifetime.js';
 
 /** How long a writer waits for another process's lock (migrations at start, a second instance). */
 const BUSY_TIMEOUT_MS = 10_000;
@@ -26,18 +27,27 @@ export async function openSqliteDatabase(path: string): Promise<Database.Databas
 }
 
 function openOnce(path: string): Database.Database {
-  const db = new Database(path);
+  const db = keep(new Database(path));
   try {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    if (path !== ':memory:') db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
+    pragma(db, `busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    if (path !== ':memory:') {
+      const mode = pragma(db, 'journal_mode = WAL');
+      if (String(mode).toLowerCase() !== 'wal') throw new Error(`could not switch the directory file to WAL (journal_mode is ${String(mode)})`);
+    }
+    pragma(db, 'synchronous = FULL');
+    pragma(db, 'foreign_keys = ON');
     migrateSqlite(db);
     return db;
   } catch (err) {
     db.close();
     throw err;
   }
+}
+
+/** Runs `PRAGMA <setting>` and returns its value, if any; not db.pragma(), whose statement would be left to the GC. */
+function pragma(db: Database.Database, setting: string): unknown {
+  const stmt = keep(db.prepare(`PRAGMA ${setting}`));
+  return stmt.reader ? stmt.pluck().get() : stmt.run();
 }
 
 function isBusy(err: unknown): boolean {
@@ -52,11 +62,11 @@ function isBusy(err: unknown): boolean {
 export function migrateSqlite(db: Database.Database): number[] {
   const apply = db.transaction((): number[] => {
     db.exec(MIGRATIONS_TABLE.sqlite);
-    const applied = db.prepare('SELECT version FROM rg_schema_migrations').pluck().all() as number[];
+    const applied = keep(db.prepare('SELECT version FROM rg_schema_migrations')).pluck().all() as number[];
     const done: number[] = [];
     for (const m of pendingMigrations(applied, MIGRATIONS)) {
       for (const sql of m.sqlite) db.exec(sql);
-      db.prepare('INSERT INTO rg_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+      keep(db.prepare('INSERT INTO rg_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')).run(
         m.version,
         m.name,
         new Date().toISOString(),

@@ -33,6 +33,7 @@ import type {
   UserKey,
   UserMutation,
 } from './port.js';
+import { keepForProcessLife } from './sqlite-lifetime.js';
 import { openSqliteDatabase } from './sqlite-migrate.js';
 
 /** Rows per batch of scanUsers/scanGroups: bounded memory with 100,000 users. */
@@ -105,7 +106,7 @@ class SqliteStore implements DirectoryStore {
   #stmt(sql: string): Database.Statement {
     let s = this.#statements.get(sql);
     if (s === undefined) {
-      s = this.#db.prepare(sql);
+      s = keepForProcessLife(this.#db.prepare(sql));
       this.#statements.set(sql, s);
     }
     return s;
@@ -115,7 +116,7 @@ class SqliteStore implements DirectoryStore {
   #value(sql: string, ...params: unknown[]): unknown {
     let s = this.#plucked.get(sql);
     if (s === undefined) {
-      s = this.#db.prepare(sql).pluck();
+      s = keepForProcessLife(this.#db.prepare(sql).pluck());
       this.#plucked.set(sql, s);
     }
     return s.get(...params);
