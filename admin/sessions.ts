@@ -16,7 +16,7 @@ function sendJson(res: Response, status: number, body: unknown): void {
 
 /** Mount at `/admin`. With no admin tokens configured every request is refused. */
 export function createSessionsRouter(opts: { tokens: readonly string[] | BearerTokens; sessions: SessionsPort }): Router {
-  const accepted = opts.tokens instanceof BearerTokens ? opts.tokens : new BearerTokens(opts.tokens);
+  const accepted = BearerTokens.of(opts.tokens);
   const router = express.Router();
   router.use((req: Request, res: Response, next: NextFunction) => {
     const presented = bearerCredentials(req.headers.authorization);

@@ -22,7 +22,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { SessionRegistry } from './registry.js';
 import type { RoleWithCredentials, SessionDeps, UpstreamTarget } from './session/deps.js';
 import { followRevocations, recheckAll } from './session/revocation.js';
-import { ServerTls } from './tls/server-tls.js';
+import { ServerTls, readKeyPair } from './tls/server-tls.js';
 import { UpstreamPool } from './upstream/pool.js';
 
 export interface RunningServer {
@@ -195,11 +195,6 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
   }
 }
 
-async function readKeyPair(files: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
-  const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
-  return { cert, key };
-}
-
 /** Roles with their credentials in memory: certificate files are read once here, not per login. */
 async function loadRoles(config: Readonly<Config>): Promise<RoleWithCredentials[]> {
   return Promise.all(
@@ -209,7 +204,7 @@ async function loadRoles(config: Readonly<Config>): Promise<RoleWithCredentials[
       databases: r.databases,
       credentials: 'password' in r.credentials
         ? { password: r.credentials.password }
-        : { cert: await readFile(r.credentials.cert), key: await readFile(r.credentials.key) },
+        : await readKeyPair(r.credentials),
     })),
   );
 }

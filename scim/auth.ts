@@ -48,6 +48,11 @@ export class BearerTokens {
     this.#count = tokens.length;
   }
 
+  /** A fixed list becomes a set of its own; a set is used as given (and can be swapped later). */
+  static of(tokens: readonly string[] | BearerTokens): BearerTokens {
+    return tokens instanceof BearerTokens ? tokens : new BearerTokens(tokens);
+  }
+
   /** 1-based position of the matching token, or 0; constant-time as {@link tokenMatcher}. */
   match(presented: string): number {
     return this.#match(presented);
@@ -80,7 +85,7 @@ export function bearerCredentials(header: string | undefined): string | undefine
  * A token in the query string (RFC 6750 §2.3) is never looked at.
  */
 export function requireBearer(tokens: readonly string[] | BearerTokens): (req: Request, res: Response, next: NextFunction) => void {
-  const accepted = tokens instanceof BearerTokens ? tokens : new BearerTokens(tokens);
+  const accepted = BearerTokens.of(tokens);
   return (req, res, next) => {
     const presented = bearerCredentials(req.headers.authorization);
     const position = presented === undefined ? 0 : accepted.match(presented);

@@ -7,6 +7,12 @@ import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 /** PostgreSQL's ALPN protocol id (PostgreSQL 17 `sslnegotiation=direct`). */
 export const POSTGRESQL_ALPN = 'postgresql';
 
+/** Reads a PEM certificate and key pair (the proxy's, the admin listener's). */
+export async function readKeyPair(files: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
+  return { cert, key };
+}
+
 export class ServerTls {
   #context: SecureContext;
 
@@ -20,8 +26,7 @@ export class ServerTls {
   }
 
   static async #read(files: { cert: string; key: string }): Promise<SecureContext> {
-    const [cert, key] = await Promise.all([readFile(files.cert), readFile(files.key)]);
-    return createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+    return createSecureContext({ ...(await readKeyPair(files)), minVersion: 'TLSv1.2' });
   }
 
   /** Takes over another loaded certificate for new connections; live sessions keep theirs. */

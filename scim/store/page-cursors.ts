@@ -4,8 +4,8 @@
 //
 // A cursor says "the row at position P is the first one after seq S". Rows are listed by seq, inserts
 // get a seq larger than every existing row (they go to the end) and updates keep their seq, so a cursor
-// stays true until a row is deleted. The owner passes a version that changes on every delete it makes
-// and on every commit by another connection; cursors recorded under another version are dropped.
+// stays true until a row is deleted. The owner calls `forget` when it deletes a row, and passes a
+// version that changes on every commit by another connection; cursors of another version are dropped.
 
 /** Cursors of one table's unfiltered list. */
 export class PageCursors {
@@ -43,6 +43,11 @@ export class PageCursors {
       const oldest = this.#after.keys().next();
       if (oldest.done !== true) this.#after.delete(oldest.value);
     }
+  }
+
+  /** Drops every cursor (the owner deleted a row: positions after it moved up). */
+  forget(): void {
+    this.#after.clear();
   }
 
   #sync(version: string): void {

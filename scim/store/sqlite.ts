@@ -89,11 +89,8 @@ class SqliteStore implements DirectoryStore {
   readonly #statements = new Map<string, Database.Statement>();
   readonly #plucked = new Map<string, Database.Statement>();
   readonly #tx: Database.Transaction<(fn: () => unknown) => unknown>;
-  // Keyset paging of the unfiltered lists; valid until a delete here or a commit by another connection.
-  readonly #userPages = new PageCursors();
-  readonly #groupPages = new PageCursors();
-  #userDeletes = 0;
-  #groupDeletes = 0;
+  // Keyset paging of the unfiltered lists; forgotten on our deletes, versioned by other connections' commits.
+  readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
 
   constructor(db: Database.Database, opts: ResolvedStoreOptions) {
     this.#db = db;
@@ -158,7 +155,7 @@ class SqliteStore implements DirectoryStore {
     // One read transaction: the total and the page come from the same snapshot.
     return this.#tx.deferred(() => {
       if (opts.key === undefined) {
-        const page = this.#pageAll('rg_users', this.#userPages, this.#userDeletes, offset, limit);
+        const page = this.#pageAll('rg_users', offset, limit);
         return { total: page.total, items: page.rows.map(toUser) };
       }
       const where = USER_WHERE[opts.key.attr];
@@ -182,11 +179,12 @@ class SqliteStore implements DirectoryStore {
    * A page of a whole table in seq order: a keyset seek when an earlier page ended at `offset` and
    * nothing was deleted since (see PageCursors), otherwise OFFSET. Call inside a read transaction.
    */
-  #pageAll(table: 'rg_users' | 'rg_groups', cursors: PageCursors, deletes: number, offset: number, limit: number): { total: number; rows: ResourceRow[] } {
+  #pageAll(table: 'rg_users' | 'rg_groups', offset: number, limit: number): { total: number; rows: ResourceRow[] } {
+    const cursors = this.#pages[table];
     const total = this.#value(`SELECT count(*) FROM ${table}`) as number;
     if (limit === 0 || offset >= total) return { total, rows: [] };
-    // data_version changes when another connection commits; our own deletes are counted by us.
-    const version = `${deletes}:${this.#value('PRAGMA data_version') as number}`;
+    // data_version changes when another connection commits; our own deletes call forget().
+    const version = String(this.#value('PRAGMA data_version'));
     const after = offset === 0 ? 0 : cursors.seek(offset, version);
     const rows =
       after === undefined
@@ -288,7 +286,7 @@ class SqliteStore implements DirectoryStore {
       );
       // D26: ON DELETE CASCADE removes the memberships and email keys with the user.
       if (this.#stmt('DELETE FROM rg_users WHERE id = ?').run(id).changes === 0) return { result: false, changes: [] };
-      this.#userDeletes++; // positions after this user move up: page cursors are stale
+      this.#pages.rg_users.forget(); // positions after this user move up
       const now = this.#opts.now();
       const touch = this.#stmt('UPDATE rg_groups SET last_modified = ? WHERE id = ?');
       const changes: DirectoryChange[] = [];
@@ -346,7 +344,7 @@ class SqliteStore implements DirectoryStore {
     const { offset, limit } = pageBounds(opts.offset, opts.limit);
     return this.#tx.deferred(() => {
       if (opts.key === undefined) {
-        const page = this.#pageAll('rg_groups', this.#groupPages, this.#groupDeletes, offset, limit);
+        const page = this.#pageAll('rg_groups', offset, limit);
         return { total: page.total, items: this.#withMembers(page.rows, opts.members) };
       }
       const where = GROUP_WHERE[opts.key.attr];
@@ -463,7 +461,7 @@ class SqliteStore implements DirectoryStore {
   async deleteGroup(id: string): Promise<boolean> {
     return this.#write(() => {
       if (this.#stmt('DELETE FROM rg_groups WHERE id = ?').run(id).changes === 0) return { result: false, changes: [] };
-      this.#groupDeletes++; // positions after this group move up: page cursors are stale
+      this.#pages.rg_groups.forget(); // positions after this group move up
       return { result: true, changes: [{ type: 'group.deleted', id }] };
     });
   }

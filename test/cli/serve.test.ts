@@ -8,6 +8,7 @@ import { startServe } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -78,11 +79,7 @@ describe('rolegate serve', () => {
     const file = await writeConfig('hup', store, port, first);
     const srv = await startServe(file, `${base}/healthz`);
     const status = async (token: string) => (await scim(base, '/Users?count=1', 'GET', undefined, token)).status;
-    const until = async (ok: () => boolean | Promise<boolean>, what: string) => {
-      for (const deadline = Date.now() + 10_000; !(await ok()); await new Promise((r) => setTimeout(r, 50))) {
-        if (Date.now() > deadline) throw new Error(`${what}; output: ${srv.output()}`);
-      }
-    };
+    const until = (ok: () => boolean | Promise<boolean>, what: string) => waitFor(ok, 10_000, () => `${what}; output: ${srv.output()}`);
     try {
       expect([await status(first), await status(second)]).toEqual([200, 401]);
       await writeConfig('hup', store, port, second);

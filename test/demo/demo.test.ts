@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/cli.js';
 import { cleanEnv, printedLine, runDemoToEnd, startDemoProcess, stopDemoProcess, type DemoProcess } from './demo-process.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Shell {
   code: number | null;
@@ -146,7 +147,7 @@ describe('rolegate demo', () => {
     const ended = new Promise<number | null>((resolve) => session.on('close', (code) => resolve(code)));
     try {
       session.stdin.write(`select 'alive as ' || current_user;\n`);
-      await until(() => out.includes('alive as demo_reader'), 10_000, () => `psql: ${out} ${err}`);
+      await waitFor(() => out.includes('alive as demo_reader'), 10_000, () => `psql: ${out} ${err}`);
       const live = await bash(p.sessions);
       expect(live.code).toBe(0);
       expect(live.stdout).toContain('alice@demo.rolegate.dev');
@@ -156,7 +157,7 @@ describe('rolegate demo', () => {
       expect(curl.stdout.trim()).toMatch(/^SCIM answered HTTP 20[04]$/);
       // The sessions API (the printed command) stops listing her once rolegate has ended the session.
       // (How fast: within a second is pinned by session-end-revocation.test.ts; here subprocess spawns dominate.)
-      await until(async () => !(await bash(p.sessions)).stdout.includes('alice@demo.rolegate.dev'), 5_000, () => 'session still listed');
+      await waitFor(async () => !(await bash(p.sessions)).stdout.includes('alice@demo.rolegate.dev'), 5_000, () => 'session still listed');
       // psql notices on its next statement: the connection was ended by rolegate with FATAL 57P01.
       session.stdin.write(`select 'still here';\n`);
       session.stdin.end();
@@ -232,7 +233,7 @@ describe('rolegate demo: Ctrl+C while starting', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       // PostgreSQL and the issuer are on their way up: interrupt the demo there.
-      await until(() => /^rolegate demo: starting PostgreSQL/m.test(out), 30_000, () => out);
+      await waitFor(() => /^rolegate demo: starting PostgreSQL/m.test(out), 30_000, () => out);
       child.kill('SIGINT');
       expect(await exited).toBe(0);
     } finally {
@@ -277,10 +278,3 @@ describe('rolegate demo: choosing PostgreSQL', () => {
   });
 });
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -4,6 +4,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATCH_URN, startStack, type Stack } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
 
 let stack: Stack;
 let bobId: string;
@@ -35,11 +36,6 @@ function delta(before: Map<string, number>, after: Map<string, number>, sample: 
   return (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
 }
 
-async function until(ok: () => Promise<boolean>, what: string): Promise<void> {
-  for (const deadline = Date.now() + 5_000; !(await ok()); await new Promise((r) => setTimeout(r, 20))) {
-    if (Date.now() > deadline) throw new Error(what);
-  }
-}
 
 describe('/metrics', () => {
   it('counts sessions, refusals, statements, bytes, revocations, upstream connects and SCIM requests', async () => {
@@ -74,7 +70,7 @@ describe('/metrics', () => {
     });
     expect([200, 204]).toContain(patch.status);
     await gone;
-    await until(async () => (await scrape()).get('rolegate_sessions_active') === 0, 'sessions still active');
+    await waitFor(async () => (await scrape()).get('rolegate_sessions_active') === 0, 5_000, 'sessions still active');
 
     const after = await scrape();
     expect(delta(before, after, 'rolegate_sessions_total{outcome="client_exit"}')).toBe(1);

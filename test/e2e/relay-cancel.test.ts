@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserQuery } from '../helpers/postgres.js';
 import { startStack, type Stack } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
 
 let stack: Stack;
 
@@ -46,13 +47,6 @@ function collect(child: ChildProcessWithoutNullStreams): { text(): string; exite
   return { text: () => text, exited: new Promise((resolve) => child.on('close', resolve)) };
 }
 
-async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** The error a query fails with (undefined if it succeeds), caught at once so no rejection goes unhandled while the test awaits something else. */
 function failure(p: Promise<unknown>): Promise<unknown> {

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserQuery } from '../helpers/postgres.js';
 import { startStack, type Stack } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
 
 let stack: Stack;
 const MB = 1024 * 1024;
@@ -58,13 +59,6 @@ function sessionEnd(app: string): Record<string, unknown> | undefined {
   return stack.auditEvents().find((e) => e.type === 'session.end' && e.session === start?.session);
 }
 
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const BIG_QUERY = `select repeat('x', 1000) from generate_series(1, 200000)`;
 

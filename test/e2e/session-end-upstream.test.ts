@@ -10,6 +10,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserQuery } from '../helpers/postgres.js';
 import { startStack, type Stack } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 let stack: Stack;
@@ -34,13 +35,6 @@ async function backends(app: string): Promise<number> {
   return rows[0]!.n;
 }
 
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('the upstream backend is terminated', () => {
   it('mid-query: the client gets PostgreSQL 57P01, the session ends upstream_closed, others go on', async () => {

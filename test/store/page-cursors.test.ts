@@ -16,39 +16,34 @@ interface TwoConnections {
   cleanup(): Promise<void>;
 }
 
+/** A reader and a writer on one database; `dispose` removes the database after both are closed. */
+async function twoOn(url: string, dispose: () => Promise<void>): Promise<TwoConnections> {
+  const reader = await openStore(url);
+  const writer = await openStore(url);
+  return {
+    reader,
+    writer,
+    async cleanup() {
+      await reader.close();
+      await writer.close();
+      await dispose();
+    },
+  };
+}
+
 const kinds: { name: string; open(): Promise<TwoConnections> }[] = [
   {
     name: 'SQLite',
     async open() {
       const dir = await mkdtemp(join(tmpdir(), 'rolegate-pages-'));
-      const reader = await openStore(`sqlite:${join(dir, 'directory.db')}`);
-      const writer = await openStore(`sqlite:${join(dir, 'directory.db')}`);
-      return {
-        reader,
-        writer,
-        async cleanup() {
-          await reader.close();
-          await writer.close();
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
+      return twoOn(`sqlite:${join(dir, 'directory.db')}`, () => rm(dir, { recursive: true, force: true }));
     },
   },
   {
     name: 'PostgreSQL',
     async open() {
       const db = await createTestDatabase('pages');
-      const reader = await openStore(db.url);
-      const writer = await openStore(db.url);
-      return {
-        reader,
-        writer,
-        async cleanup() {
-          await reader.close();
-          await writer.close();
-          await db.drop();
-        },
-      };
+      return twoOn(db.url, () => db.drop());
     },
   },
 ];
@@ -72,6 +67,8 @@ describe('PageCursors', () => {
     c.remember(20, 41, 'v'); // re-recorded: newest again, new value
     c.remember(50, 100, 'v');
     expect([20, 30, 40, 50].map((o) => c.seek(o, 'v'))).toEqual([41, undefined, 80, 100]);
+    c.forget();
+    expect([20, 40, 50].map((o) => c.seek(o, 'v'))).toEqual([undefined, undefined, undefined]);
   });
 });
 
