@@ -1,9 +1,7 @@
 // Live sessions of this instance: the session list of the admin API, rolegate-issued cancel keys,
 // and the lookup by person that revocation needs. Sessions register once they relay and leave once.
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-
-/** Why rolegate (not the client or the upstream) ends a session; each has a client-facing 57P01 text. */
-export type EndByProxy = 'revoked' | 'token_expired' | 'admin_kill' | 'shutdown' | 'max_duration' | 'idle_timeout';
+import type { EndByProxy } from './session/reasons.js';
 
 /** What the admin API shows of a session: a read-only snapshot. */
 export interface SessionSnapshot {

@@ -5,8 +5,9 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { VerifiedToken } from '../auth/index.js';
 import { decideRole, type Decision } from '../authz/decide.js';
-import type { EndByProxy, LiveSession, SessionSnapshot } from '../registry.js';
+import type { LiveSession, SessionSnapshot } from '../registry.js';
 import { createMessageTap } from '../relay/message-tap.js';
+import { Outstanding } from '../relay/outstanding.js';
 import { relay, type RelayEndReason } from '../relay/pipe.js';
 import { sendCancel, type UpstreamConnection } from '../upstream/index.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -14,18 +15,9 @@ import { authenticationOk, backendKeyData, errorResponse, parameterStatus, ready
 import { BackendType, FrontendType } from '../wire/message-types.js';
 import { SqlState } from '../wire/sqlstate.js';
 import type { Logger } from '../log.js';
+import type { ClientInfo } from './client.js';
 import type { RoleWithCredentials, SessionDeps } from './deps.js';
-import type { ClientInfo } from './session.js';
-
-/** The client-facing text of each end rolegate causes (FATAL 57P01, PRODUCT.md §2 step 9). */
-export const END_MESSAGE: Readonly<Record<EndByProxy, string>> = {
-  revoked: 'access revoked',
-  token_expired: 'token expired',
-  admin_kill: 'terminated by administrator',
-  shutdown: 'server shutting down',
-  max_duration: 'session exceeded its maximum duration',
-  idle_timeout: 'session idle for too long',
-};
+import { END_MESSAGE, type EndByProxy, type SessionEndReason } from './reasons.js';
 
 /** Terminate ('X', length 4): a polite goodbye to the upstream backend. */
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
@@ -60,16 +52,14 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   const cancelKey = deps.registry.newCancelKey();
   let statements = 0;
   let lastActivity = startedAt;
-  // Whether the upstream may be busy: the client sent something the server has not answered with
-  // ReadyForQuery yet. Decides whether an end by rolegate must also cancel the running query, and
-  // whether a client that left can be followed by a polite goodbye upstream or only by a reset.
-  let busy = false;
+  // What the client asked that the server has not answered. Decides whether an end by rolegate must
+  // also cancel the running query, whether a client that left can be followed by a polite goodbye
+  // upstream or only by a reset, and whether a goodbye may hand the connection to the pool.
+  const outstanding = new Outstanding(upstream.transactionStatus);
   // The client sent Terminate: its goodbye is on the way upstream and must not be cut off.
   let saidGoodbye = false;
   // The client's Terminate was kept from the server: the connection goes back to the pool.
   let pooledGoodbye = false;
-  // Transaction status of the server's last ReadyForQuery ('I' idle, 'T' in a transaction, 'E' failed).
-  let txStatus = upstream.transactionStatus;
   let ended = false;
   const timers: NodeJS.Timeout[] = [];
 
@@ -90,7 +80,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     maxPrefix: 0,
     interesting: () => false,
     onMessage: (msg) => {
-      busy = true;
+      outstanding.sent(msg.type);
       if (msg.type === FrontendType.terminate) saidGoodbye = true;
       if (msg.type === FrontendType.query || msg.type === FrontendType.execute || msg.type === FrontendType.functionCall) {
         statements++;
@@ -104,8 +94,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     interesting: (type) => type === BackendType.readyForQuery,
     onMessage: (msg) => {
       if (msg.type === BackendType.readyForQuery) {
-        busy = false;
-        txStatus = String.fromCharCode(msg.prefix[0] ?? 0);
+        outstanding.received(msg.type, msg.prefix[0] ?? 0);
         // Idle time runs from when the session went idle, like PostgreSQL's idle_session_timeout;
         // counted from the client's last bytes, a statement longer than idleTimeout would have its
         // session ended as idle as soon as its result arrived.
@@ -184,7 +173,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     if (idleTimeoutMs > 0) {
       const check = (): void => {
         const idleUntil = lastActivity + idleTimeoutMs;
-        if (deps.now() >= idleUntil && !busy) endByProxy('idle_timeout');
+        if (deps.now() >= idleUntil && !outstanding.busy) endByProxy('idle_timeout');
         else at(Math.max(idleUntil, deps.now() + 1000), check);
       };
       at(startedAt + idleTimeoutMs, check);
@@ -199,13 +188,14 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   }
 
   /**
-   * A chunk that is exactly one Terminate, on a session that is idle between whole messages both
-   * ways: the client is done, the backend is not, and after DISCARD ALL it can serve the next login.
-   * Anything else (a Terminate behind other messages, an open transaction) is relayed as usual.
+   * A chunk that is exactly one Terminate, when every request the client sent was answered, no
+   * extended-protocol message follows the last Sync, no transaction is open (so no COPY either), and
+   * both directions are between whole messages: the client is done, the backend is not, and after a
+   * confirmed DISCARD ALL it can serve the next login. Anything else is relayed as usual.
    */
   function keepClientChunk(chunk: Buffer): boolean {
     if (chunk.length !== 5 || chunk[0] !== FrontendType.terminate || chunk.readInt32BE(1) !== 4) return false;
-    if (busy || txStatus !== 'I' || !fromClient.atBoundary || !fromServer.atBoundary) return false;
+    if (!outstanding.idle || !fromClient.atBoundary || !fromServer.atBoundary) return false;
     pooledGoodbye = true;
     return true;
   }
@@ -225,7 +215,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       // gets its upstream connection reset, as the backend's own client would have; otherwise
       // the server is told goodbye (the client's Terminate, or ours for a client that just closed)
       // and whatever it still sends is dropped until it closes.
-      if (busy && !saidGoodbye) upstream.socket.destroy();
+      if (outstanding.busy && !saidGoodbye) upstream.socket.destroy();
       else closeSoon(upstream.socket, saidGoodbye ? undefined : TERMINATE);
     } else if (reason === 'upstream_closed') {
       // Whatever the server said last (e.g. its own FATAL) has been relayed already.
@@ -260,7 +250,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     if (fromServer.atBoundary) stream.end(errorResponse({ severity: 'FATAL', code: SqlState.adminShutdown, message: END_MESSAGE[reason] }));
     else stream.destroy();
     setTimeout(() => stream.destroy(), 2_000).unref();
-    if (busy) {
+    if (outstanding.busy) {
       // The statement must not outlive the session. A backend blocked writing to the paused socket
       // (ClientWrite) never reads a Terminate, so the connection is reset, which ends it at its
       // next write without waiting for a timer; the cancel stops a statement that is not writing
@@ -274,7 +264,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     finish(reason);
   }
 
-  function finish(reason: string): void {
+  function finish(reason: SessionEndReason): void {
     if (ended) return;
     ended = true;
     for (const t of timers) clearTimeout(t);

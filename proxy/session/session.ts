@@ -1,13 +1,14 @@
 // One client connection from accept to close (PRODUCT.md §2): encryption negotiation, startup, the
-// token, the decision, the upstream login, then the relay. Every way a session ends goes through
-// `refuse` (before the relay) or the live session's `end` (after), so each end is audited once.
+// token, the decision, the upstream login, then the live session. Until it is live, every way the
+// connection ends goes through `disconnect` with a typed reason (pgbouncer's disconnect_client): one
+// log line each, and refusals audited; after that, the live session's own end path takes over.
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
-import { TokenError } from '../auth/index.js';
-import { decideRole } from '../authz/decide.js';
-import { UpstreamError, connectUpstream } from '../upstream/index.js';
+import { TokenError, type VerifiedToken } from '../auth/index.js';
+import { decideRole, type Decision } from '../authz/decide.js';
+import { UpstreamError, connectUpstream, type UpstreamConnection } from '../upstream/index.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { PROTOCOL_MAJOR } from '../wire/constants.js';
 import {
@@ -19,18 +20,40 @@ import {
 } from '../wire/backend-writer.js';
 import { SqlState } from '../wire/sqlstate.js';
 import { createStartupFramer, protocolNegotiation, type StartupEvent, type StartupFramer, type StartupMessage } from '../wire/startup-framer.js';
-import type { SessionDeps } from './deps.js';
+import type { ClientInfo } from './client.js';
+import type { RoleWithCredentials, SessionDeps } from './deps.js';
 import { startLiveSession } from './live.js';
+import { deniedMetricLabel, deniedText, type DeniedReason, type DropReason } from './reasons.js';
 import { upstreamStartupParams } from './startup-params.js';
 
-/** What the audit log records about the client side of a session. */
-export interface ClientInfo {
-  readonly address: string;
-  readonly port: number;
-  tls?: { version: string; cipher: string };
-}
+/** Where the connection is; each phase carries exactly what it needs. */
+type State =
+  /** Before a StartupMessage: SSLRequest, GSSENCRequest, CancelRequest or startup, in plaintext or after TLS. */
+  | { readonly phase: 'negotiating' }
+  /** The TLS handshake is in flight; the socket belongs to the upgrade. */
+  | { readonly phase: 'tls' }
+  /** AuthenticationCleartextPassword sent; waiting for the token. */
+  | { readonly phase: 'password'; readonly startup: StartupMessage }
+  /** Verifying the token, deciding, logging in upstream; `abort` stops the upstream login. */
+  | { readonly phase: 'login'; readonly startup: StartupMessage; readonly abort: AbortController }
+  /** Handed to the live session, which owns both sockets from here. */
+  | { readonly phase: 'live' }
+  | { readonly phase: 'closed' };
 
-type Phase = 'negotiating' | 'tls' | 'startup' | 'password' | 'login' | 'live' | 'closed';
+/** How a connection that never went live ends. */
+type LoginEnd =
+  | { readonly kind: 'refused'; readonly sqlstate: string; readonly message: string; readonly reason: DeniedReason }
+  | { readonly kind: 'dropped'; readonly reason: DropReason };
+
+/** Ends that are routine (a health check's TCP probe, a Ctrl+C) are logged at debug, the rest at info. */
+const DROP_LEVEL: Readonly<Record<DropReason, 'debug' | 'info'>> = {
+  client_left: 'debug',
+  cancel_request: 'debug',
+  client_terminate: 'debug',
+  tls_failed: 'info',
+  tls_unavailable: 'info',
+  handshake_timeout: 'info',
+};
 
 /**
  * The database a StartupMessage asks for. PostgreSQL's default (ProcessStartupPacket): a missing or
@@ -54,17 +77,15 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
   const log = deps.logger.child({ session: id });
   let stream: Socket | TLSSocket = socket;
   let framer: StartupFramer = createStartupFramer();
-  let phase: Phase = 'negotiating';
-  let startup: StartupMessage | undefined;
-  let abortLogin: AbortController | undefined;
-  let closed = false;
+  let state: State = { phase: 'negotiating' };
+  let onCloseCalled = false;
 
   socket.setNoDelay(true);
   socket.setKeepAlive(true, 60_000);
   const loginTimer = setTimeout(() => {
-    // Before TLS is up a FATAL could not be read; the socket is simply closed.
-    if (phase === 'negotiating' || phase === 'tls') closeNow();
-    else refuse(SqlState.protocolViolation, 'login timed out', 'login_timeout');
+    // Before a StartupMessage there is nobody to tell: the connection is simply closed.
+    if (state.phase === 'negotiating' || state.phase === 'tls') disconnect({ kind: 'dropped', reason: 'handshake_timeout' });
+    else refuse(SqlState.protocolViolation, 'login timed out', { kind: 'login_timeout' });
   }, deps.settings.loginTimeoutMs);
   loginTimer.unref();
 
@@ -85,15 +106,16 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
     log.debug({ err }, 'client socket error');
   }
   function onSocketClose(): void {
-    if (phase !== 'live') finishClosed();
+    disconnect({ kind: 'dropped', reason: 'client_left' });
   }
 
   function onData(chunk: Buffer): void {
     const events = framer.push(chunk);
-    for (let i = 0; i < events.length && !closed; i++) {
-      const next = events[i + 1];
-      handle(events[i]!, next);
-    }
+    for (let i = 0; i < events.length && isOpen(); i++) handle(events[i]!, events[i + 1]);
+  }
+
+  function isOpen(): boolean {
+    return state.phase !== 'closed' && state.phase !== 'live';
   }
 
   function handle(ev: StartupEvent, next: StartupEvent | undefined): void {
@@ -111,7 +133,7 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
         upgrade(false);
         return;
       case 'directTls':
-        if (deps.tls === undefined) return closeNow();
+        if (deps.tls === undefined) return disconnect({ kind: 'dropped', reason: 'tls_unavailable' });
         upgrade(true);
         return;
       case 'gssEncRequest':
@@ -120,92 +142,92 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
         framer.continuePlaintext();
         return;
       case 'cancelRequest':
-        cancel(ev.pid, ev.secret);
-        return;
+        return cancel(ev.pid, ev.secret);
       case 'startup':
-        onStartup(ev);
-        return;
+        return onStartup(ev);
       case 'password':
-        void login(ev.password);
+        if (state.phase !== 'password') return;
+        login(state.startup, ev.password).catch(internalFailure);
         return;
       case 'passwordTooLong':
-        tokenRefused('token_too_long');
-        return;
+        return tokenRefused('token_too_long');
       case 'terminate':
-        closeNow();
-        return;
+        return disconnect({ kind: 'dropped', reason: 'client_terminate' });
       case 'violation':
-        refuse(ev.error.sqlstate, ev.error.message, `protocol_violation:${ev.error.code}`);
-        return;
+        return refuse(ev.error.sqlstate, ev.error.message, { kind: 'protocol_violation', code: ev.error.code });
     }
   }
 
   function upgrade(direct: boolean): void {
+    const tlsServer = deps.tls;
+    if (tlsServer === undefined) return;
     const rest = framer.takeRest();
     unlisten(socket);
     socket.pause();
     if (rest.length > 0) socket.unshift(rest);
-    phase = 'tls';
-    deps.tls!.upgrade(socket, { direct }).then(
+    state = { phase: 'tls' };
+    tlsServer.upgrade(socket, { direct }).then(
       (tls) => {
-        if (closed) return void tls.destroy();
+        if (state.phase !== 'tls') return void tls.destroy();
         stream = tls;
         const cipher = tls.getCipher();
         client.tls = { version: tls.getProtocol() ?? 'unknown', cipher: cipher.standardName ?? cipher.name };
         framer = createStartupFramer({ encrypted: true });
-        phase = 'negotiating';
+        state = { phase: 'negotiating' };
         listen(tls);
+        // A client that left right after the handshake may have closed before this callback ran
+        // (close is emitted on nextTick, before promise callbacks): its 'close' is never seen again.
+        if (tls.destroyed) disconnect({ kind: 'dropped', reason: 'client_left' });
       },
       (err: unknown) => {
         log.debug({ err }, 'TLS handshake failed');
-        closeNow();
+        disconnect({ kind: 'dropped', reason: 'tls_failed' });
       },
     );
   }
 
   function onStartup(msg: StartupMessage): void {
-    startup = msg;
-    phase = 'startup';
+    state = { phase: 'password', startup: msg };
     if (client.tls === undefined && !deps.settings.allowPlaintext) {
-      return refuse(SqlState.invalidAuthorizationSpecification, 'SSL connection is required', 'tls_required');
+      return refuse(SqlState.invalidAuthorizationSpecification, 'SSL connection is required', { kind: 'tls_required' });
     }
-    if (opts.overLimit) return refuse(SqlState.tooManyConnections, 'sorry, too many clients already', 'too_many_connections');
+    if (opts.overLimit) return refuse(SqlState.tooManyConnections, 'sorry, too many clients already', { kind: 'too_many_connections' });
     if (msg.major !== PROTOCOL_MAJOR) {
-      return refuse(SqlState.featureNotSupported, `unsupported frontend protocol ${msg.major}.${msg.minor}`, 'unsupported_protocol');
+      return refuse(SqlState.featureNotSupported, `unsupported frontend protocol ${msg.major}.${msg.minor}`, { kind: 'unsupported_protocol' });
     }
     if (!msg.params.get('user')) {
-      return refuse(SqlState.invalidAuthorizationSpecification, 'no PostgreSQL user name specified in startup packet', 'no_user');
+      return refuse(SqlState.invalidAuthorizationSpecification, 'no PostgreSQL user name specified in startup packet', { kind: 'no_user' });
     }
     const negotiation = protocolNegotiation(msg);
     if (negotiation !== undefined) stream.write(negotiateProtocolVersion(negotiation.newestMinor, negotiation.unsupportedOptions));
-    phase = 'password';
     stream.write(authenticationCleartextPassword());
   }
 
-  async function login(token: string): Promise<void> {
-    phase = 'login';
-    const requestedUser = startup!.params.get('user')!;
-    const database = databaseOf(startup!);
-    let verified;
+  async function login(startup: StartupMessage, token: string): Promise<void> {
+    const abort = new AbortController();
+    state = { phase: 'login', startup, abort };
+    const requestedUser = startup.params.get('user') ?? '';
+    const database = databaseOf(startup);
+    let verified: VerifiedToken;
     try {
       verified = await deps.verifier.verify(token);
     } catch (err) {
       return tokenRefused(err instanceof TokenError ? err.code : 'internal', err);
     }
-    if (closed) return;
-    const match = deps.directory.findPerson(verified.identity);
-    const decision = decideRole({ identity: verified.identity, match, requestedUser, database, rules: deps.roles() });
-    if (decision.kind === 'deny') return refuse(decision.sqlstate, decision.message, decision.reason);
+    if (abort.signal.aborted) return;
+    const decide = (): Decision<RoleWithCredentials> =>
+      decideRole({ identity: verified.identity, match: deps.directory.findPerson(verified.identity), requestedUser, database, rules: deps.roles() });
+    const decision = decide();
+    if (decision.kind === 'deny') return refuse(decision.sqlstate, decision.message, { kind: decision.reason });
 
-    const params = upstreamStartupParams(startup!.params, deps.settings.allowedOptions);
-    if (!params.ok) return refuse(params.sqlstate, params.message, 'option_not_allowed');
+    const params = upstreamStartupParams(startup.params, deps.settings.allowedOptions);
+    if (!params.ok) return refuse(params.sqlstate, params.message, { kind: 'option_not_allowed' });
 
-    const target = deps.upstream();
     const poolKey = deps.pool ? UpstreamPool.key(decision.rule.role, database, params.params) : undefined;
     // A pooled connection is already logged in as this role with these settings: no TCP, TLS or SCRAM.
-    let upstream = poolKey !== undefined ? deps.pool!.take(poolKey) : undefined;
+    let upstream = poolKey !== undefined ? deps.pool?.take(poolKey) : undefined;
     if (upstream === undefined) {
-      abortLogin = new AbortController();
+      const target = deps.upstream();
       const t0 = performance.now();
       try {
         upstream = await connectUpstream({
@@ -217,24 +239,34 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
           params: params.params,
           credentials: decision.rule.credentials,
           connectTimeoutMs: target.connectTimeoutMs,
-          signal: abortLogin.signal,
+          signal: abort.signal,
         });
       } catch (err) {
-        if (closed) return;
+        if (abort.signal.aborted) return;
         log.warn({ err, role: decision.rule.role }, 'upstream login failed');
-        const reason = err instanceof UpstreamError ? `upstream:${err.code}` : 'upstream:error';
+        const code = err instanceof UpstreamError ? err.code : 'error';
         const message = err instanceof UpstreamError ? err.publicMessage : 'upstream database unavailable';
-        return refuse(SqlState.connectionFailure, message, reason);
+        return refuse(SqlState.connectionFailure, message, { kind: 'upstream', code });
       }
       deps.metrics.upstreamConnectSeconds.observe((performance.now() - t0) / 1000);
     }
-    if (closed) {
-      upstream.socket.on('error', () => {});
-      upstream.socket.destroy();
-      return;
+    if (abort.signal.aborted) return discard(upstream);
+
+    // Decided again now that the upstream login is over: a directory change (a deactivation, a
+    // group removal) committed while it was in flight is seen here, and from here until the live
+    // session is in the registry, where revocations reach it, nothing awaits.
+    const now = decide();
+    if (now.kind === 'deny') {
+      discard(upstream);
+      return refuse(now.sqlstate, now.message, { kind: now.reason });
     }
+    if (now.personId !== decision.personId || now.rule.role !== decision.rule.role) {
+      discard(upstream);
+      return refuse(SqlState.adminShutdown, 'access revoked', { kind: 'revoked_during_login' });
+    }
+
     clearTimeout(loginTimer);
-    phase = 'live';
+    state = { phase: 'live' };
     unlisten(stream);
     stream.pause();
     startLiveSession({
@@ -244,84 +276,91 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       stream,
       rest: framer.takeRest(),
       upstream,
-      decision,
+      decision: now,
       verified,
       requestedUser,
       database,
-      application: startup!.params.get('application_name') ?? '',
+      application: startup.params.get('application_name') ?? '',
       log,
-      ...(poolKey !== undefined ? { pool: { pool: deps.pool!, key: poolKey } } : {}),
-      onEnd: () => {
-        phase = 'closed';
-        finishClosed();
-      },
+      ...(poolKey !== undefined && deps.pool !== undefined ? { pool: { pool: deps.pool, key: poolKey } } : {}),
+      onEnd: closed,
     });
+  }
+
+  /** An upstream connection the session will not use: nothing was sent on it, so it just goes. */
+  function discard(upstream: UpstreamConnection): void {
+    upstream.socket.on('error', () => {});
+    upstream.socket.destroy();
+  }
+
+  /** Something unexpected broke this login: this one client is refused, every other session goes on. */
+  function internalFailure(err: unknown): void {
+    log.error({ err }, 'login failed unexpectedly');
+    refuse(SqlState.internalError, 'internal error during login', { kind: 'internal' });
   }
 
   function tokenRefused(code: string, cause?: unknown): void {
     if (cause !== undefined && !(cause instanceof TokenError)) log.error({ err: cause }, 'token verification failed unexpectedly');
-    deps.metrics.authFailures.inc({ reason: code });
-    const user = startup?.params.get('user') ?? '';
-    refuse(SqlState.invalidPassword, `token authentication failed for user "${user}"`, `token_invalid:${code}`);
+    const user = startupOf(state)?.params.get('user') ?? '';
+    refuse(SqlState.invalidPassword, `token authentication failed for user "${user}"`, { kind: 'token_invalid', code });
   }
 
   function cancel(pid: number, secret: Buffer): void {
     const target = deps.registry.byCancelKey(pid, secret);
     // PostgreSQL answers a CancelRequest with nothing, valid or not; so does rolegate.
-    closeNow();
+    disconnect({ kind: 'dropped', reason: 'cancel_request' });
     if (target === undefined) return;
     target.cancel().catch((err: unknown) => log.warn({ err }, 'cancel forwarding failed'));
   }
 
-  /** Sends FATAL (when the client can read it), audits the refusal, and closes. */
-  function refuse(sqlstate: string, message: string, reason: string): void {
-    if (closed) return;
-    abortLogin?.abort();
-    // Token failures are counted with their code by tokenRefused; protocol violations are not logins.
-    if (!reason.startsWith('token_invalid') && !reason.startsWith('protocol_violation')) {
-      deps.metrics.authFailures.inc({ reason: reason.split(':')[0]! });
-    }
-    deps.audit({
-      type: 'session.denied',
-      session: id,
-      client: { address: client.address, port: client.port },
-      requestedUser: startup?.params.get('user') ?? null,
-      database: startup === undefined ? null : databaseOf(startup) || null,
-      reason,
-      sqlstate,
-    });
-    deps.metrics.sessionsTotal.inc({ outcome: 'denied' });
-    log.info({ reason, sqlstate }, 'login refused');
-    closeWith(errorResponse({ severity: 'FATAL', code: sqlstate, message }));
+  function refuse(sqlstate: string, message: string, reason: DeniedReason): void {
+    disconnect({ kind: 'refused', sqlstate, message, reason });
   }
 
-  function closeWith(last: Buffer): void {
-    closed = true;
-    phase = 'closed';
+  /** The one end of a connection that never went live: stops the login, logs, audits refusals, closes. */
+  function disconnect(end: LoginEnd): void {
+    if (!isOpen()) return;
+    const startup = startupOf(state);
+    if (state.phase === 'login') state.abort.abort();
+    state = { phase: 'closed' };
     clearTimeout(loginTimer);
     unlisten(stream);
-    stream.end(last);
-    setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
-    finishClosed();
+    if (end.kind === 'refused') {
+      const label = deniedMetricLabel(end.reason);
+      if (label !== undefined) deps.metrics.authFailures.inc({ reason: label });
+      const reason = deniedText(end.reason);
+      deps.audit({
+        type: 'session.denied',
+        session: id,
+        client: { address: client.address, port: client.port },
+        requestedUser: startup?.params.get('user') ?? null,
+        database: startup === undefined ? null : databaseOf(startup) || null,
+        reason,
+        sqlstate: end.sqlstate,
+      });
+      deps.metrics.sessionsTotal.inc({ outcome: 'denied' });
+      log.info({ reason, sqlstate: end.sqlstate }, 'login refused');
+      // FATAL, then FIN; a client that never reads it is cut off after the grace period.
+      stream.end(errorResponse({ severity: 'FATAL', code: end.sqlstate, message: end.message }));
+      setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
+    } else {
+      log[DROP_LEVEL[end.reason]]({ reason: end.reason }, 'connection closed before login');
+      stream.destroy();
+      if (stream !== socket) socket.destroy();
+    }
+    closed();
   }
 
-  function closeNow(): void {
-    closed = true;
-    phase = 'closed';
+  function closed(): void {
+    if (onCloseCalled) return;
+    onCloseCalled = true;
+    state = { phase: 'closed' };
     clearTimeout(loginTimer);
-    abortLogin?.abort();
-    stream.destroy();
-    if (stream !== socket) socket.destroy();
-    finishClosed();
-  }
-
-  let finished = false;
-  function finishClosed(): void {
-    if (finished) return;
-    finished = true;
-    closed = true;
-    clearTimeout(loginTimer);
-    abortLogin?.abort();
     opts.onClose();
   }
+}
+
+/** The StartupMessage of a state that has one. */
+function startupOf(state: State): StartupMessage | undefined {
+  return state.phase === 'password' || state.phase === 'login' ? state.startup : undefined;
 }

@@ -1,9 +1,9 @@
 // Reuse of authenticated upstream connections (`upstream.pool`): when a client says goodbye on an
 // idle session, its upstream connection is reset with DISCARD ALL and kept for the next login with
 // the same role, database and startup parameters, which then skips TCP, TLS and SCRAM entirely.
-// Only rolegate ever sees a pooled connection's key, so nothing of one session reaches the next
-// except what DISCARD ALL cannot reset (none of the session state PostgreSQL documents).
-import { createMessageTap } from '../relay/message-tap.js';
+// A connection comes here only when its session proved that nothing was outstanding (see
+// relay/outstanding.ts), and stays only when the server confirms the reset with exactly the expected
+// bytes; only rolegate ever sees a pooled connection's key.
 import { BackendType } from '../wire/message-types.js';
 import type { UpstreamConnection } from './connect.js';
 
@@ -72,7 +72,8 @@ export class UpstreamPool {
 
   /**
    * Resets `conn` with DISCARD ALL and keeps it; closes it instead when the pool is full, closed, or
-   * the reset does not end in an idle ReadyForQuery. The socket must be paused with no relay attached.
+   * the reset is not confirmed exactly. The caller must have proved that the previous client has
+   * nothing outstanding; the socket must be paused with no relay attached.
    */
   async give(key: string, conn: UpstreamConnection): Promise<void> {
     if (this.#closed || this.#maxIdle === 0 || this.#count >= this.#maxIdle) return goodbye(conn);
@@ -137,15 +138,34 @@ function goodbye(conn: UpstreamConnection): void {
 }
 
 /**
- * Sends DISCARD ALL and reads until ReadyForQuery: true when it completed and the connection is idle.
- * ParameterStatus messages it causes (RESET ALL reports reset settings) update `conn.parameters`,
- * so the next client is told the values it will really have.
+ * The only reply that proves a reset: CommandComplete "DISCARD ALL" then ReadyForQuery 'I', and not
+ * one other byte. An error, a notice, a ParameterStatus (a reported setting the session changed), a
+ * notification, a result still owed to the previous client, or silence (a server in ignore-till-Sync
+ * drops the query without a word) all mean the connection is not known to be clean.
  */
+export const RESET_CONFIRMATION = Buffer.concat([
+  Buffer.from([BackendType.commandComplete, 0, 0, 0, 16]),
+  Buffer.from('DISCARD ALL\0', 'latin1'),
+  Buffer.from([BackendType.readyForQuery, 0, 0, 0, 5, 0x49 /* 'I' */]),
+]);
+
+/** Feeds reset reply bytes as they arrive: 'more' until the whole confirmation, 'bad' at the first byte that differs or exceeds it. */
+export function resetReplyReader(): (chunk: Buffer) => 'more' | 'confirmed' | 'bad' {
+  let seen = 0;
+  return (chunk) => {
+    if (seen + chunk.length > RESET_CONFIRMATION.length) return 'bad';
+    if (!chunk.equals(RESET_CONFIRMATION.subarray(seen, seen + chunk.length))) return 'bad';
+    seen += chunk.length;
+    return seen === RESET_CONFIRMATION.length ? 'confirmed' : 'more';
+  };
+}
+
+/** Sends DISCARD ALL and resolves true only when the server answers with exactly its confirmation. */
 function reset(conn: UpstreamConnection): Promise<boolean> {
   const socket = conn.socket;
   return new Promise((resolve) => {
-    let failed = false;
     let done = false;
+    const read = resetReplyReader();
     const finish = (ok: boolean) => {
       if (done) return;
       done = true;
@@ -156,22 +176,10 @@ function reset(conn: UpstreamConnection): Promise<boolean> {
       socket.pause();
       resolve(ok);
     };
-    const tap = createMessageTap({
-      maxPrefix: 1024,
-      interesting: (t) => t === BackendType.parameterStatus || t === BackendType.readyForQuery,
-      onMessage: (msg) => {
-        if (msg.type === BackendType.errorResponse) failed = true;
-        else if (msg.type === BackendType.parameterStatus) {
-          const nul = msg.prefix.indexOf(0);
-          const end = msg.prefix.indexOf(0, nul + 1);
-          if (nul > 0 && end > nul) conn.parameters.set(msg.prefix.toString('utf8', 0, nul), msg.prefix.toString('utf8', nul + 1, end));
-        } else if (msg.type === BackendType.readyForQuery) {
-          finish(!failed && msg.prefix[0] === 0x49 /* 'I' */ && tap.atBoundary);
-        }
-      },
-      onViolation: () => finish(false),
-    });
-    const onData = (chunk: Buffer) => tap.push(chunk);
+    const onData = (chunk: Buffer) => {
+      const state = read(chunk);
+      if (state !== 'more') finish(state === 'confirmed');
+    };
     const onClose = () => finish(false);
     const timer = setTimeout(() => finish(false), RESET_TIMEOUT_MS);
     timer.unref();

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { configKeyPaths } from '../../proxy/config/key-paths.js';
-import { END_MESSAGE } from '../../proxy/session/live.js';
+import { END_MESSAGE } from '../../proxy/session/reasons.js';
 import { UpstreamError, UpstreamErrorCode } from '../../proxy/upstream/index.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
