@@ -12,15 +12,13 @@ import { relay, type RelayEndReason } from '../relay/pipe.js';
 import { sendCancel, type UpstreamConnection } from '../upstream/index.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { authenticationOk, backendKeyData, errorResponse, parameterStatus, readyForQuery, type TransactionStatus } from '../wire/backend-writer.js';
+import { TERMINATE } from '../wire/frontend-writer.js';
 import { BackendType, FrontendType } from '../wire/message-types.js';
 import { SqlState } from '../wire/sqlstate.js';
 import type { Logger } from '../log.js';
 import type { ClientInfo } from './client.js';
 import type { RoleWithCredentials, SessionDeps } from './deps.js';
 import { END_MESSAGE, type EndByProxy, type SessionEndReason } from './reasons.js';
-
-/** Terminate ('X', length 4): a polite goodbye to the upstream backend. */
-const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
 
 // setTimeout takes at most 2^31-1 ms (about 24.8 days); longer waits are re-armed.
 const MAX_TIMER_MS = 0x7fffffff;

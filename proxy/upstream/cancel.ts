@@ -1,7 +1,7 @@
 // Forwards a CancelRequest to the upstream backend, over TLS unless the mode is disable.
 
 import { UpstreamError, UpstreamErrorCode, fromSocketError } from './errors.js';
-import { cancelRequest } from './frontend-messages.js';
+import { cancelRequest } from '../wire/frontend-writer.js';
 import { checkTlsConfig, openTransport } from './transport.js';
 import type { UpstreamTls } from './transport.js';
 import type { BackendKey } from './connect.js';

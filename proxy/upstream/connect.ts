@@ -4,7 +4,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { UpstreamError, UpstreamErrorCode, fromServerError, fromSocketError } from './errors.js';
-import { startupMessage } from './frontend-messages.js';
+import { upstreamStartup } from './startup-packet.js';
 import {
   ServerMessage,
   createFrameReader,
@@ -68,7 +68,7 @@ export async function connectUpstream(opts: UpstreamLoginOptions): Promise<Upstr
   const clientCert = 'cert' in opts.credentials ? opts.credentials : undefined;
   checkTlsConfig(opts.tls, clientCert);
   // Encode before dialling: a bad parameter must not cost a connection.
-  const startup = startupMessage(opts.role, opts.database, opts.params);
+  const startup = upstreamStartup(opts.role, opts.database, opts.params);
 
   const sockets: net.Socket[] = [];
   let timer: NodeJS.Timeout | undefined;

@@ -1,16 +1,17 @@
 // Bounded framing and decoding of the server messages seen during login (R, S, K, E, N, Z, v).
 
+import { BackendType } from '../wire/message-types.js';
 import { UpstreamError, UpstreamErrorCode } from './errors.js';
 
-/** Server message type bytes the login path understands. */
+/** Server message type bytes the login path understands (R, S, K, E, N, Z, v), named as everywhere else. */
 export const ServerMessage = {
-  auth: 0x52, // 'R'
-  parameterStatus: 0x53, // 'S'
-  backendKeyData: 0x4b, // 'K'
-  errorResponse: 0x45, // 'E'
-  noticeResponse: 0x4e, // 'N'
-  readyForQuery: 0x5a, // 'Z'
-  negotiateProtocolVersion: 0x76, // 'v'
+  auth: BackendType.authentication,
+  parameterStatus: BackendType.parameterStatus,
+  backendKeyData: BackendType.backendKeyData,
+  errorResponse: BackendType.errorResponse,
+  noticeResponse: BackendType.noticeResponse,
+  readyForQuery: BackendType.readyForQuery,
+  negotiateProtocolVersion: BackendType.negotiateProtocolVersion,
 } as const;
 
 // Length limits, taken from libpq's fe-connect.c PQconnectPoll: an authentication request longer

@@ -4,19 +4,12 @@
 // A connection comes here only when its session proved that nothing was outstanding (see
 // relay/outstanding.ts), and stays only when the server confirms the reset with exactly the expected
 // bytes; only rolegate ever sees a pooled connection's key.
+import { TERMINATE, simpleQuery } from '../wire/frontend-writer.js';
 import { BackendType } from '../wire/message-types.js';
 import type { UpstreamConnection } from './connect.js';
 
-/** Simple Query 'DISCARD ALL' (PostgreSQL docs: resets every session state, incl. prepared statements, temp tables, LISTEN, advisory locks). */
-const DISCARD_ALL = (() => {
-  const sql = Buffer.from('DISCARD ALL\0', 'utf8');
-  const buf = Buffer.alloc(5 + sql.length);
-  buf[0] = 0x51;
-  buf.writeUInt32BE(4 + sql.length, 1);
-  sql.copy(buf, 5);
-  return buf;
-})();
-const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+/** PostgreSQL docs: resets every session state, incl. prepared statements, temp tables, LISTEN, advisory locks. */
+const DISCARD_ALL = simpleQuery('DISCARD ALL');
 const RESET_TIMEOUT_MS = 5_000;
 
 interface Idle {

@@ -5,7 +5,8 @@ import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { describe, expect, it } from 'vitest';
 import { UpstreamError } from '../../proxy/upstream/errors.js';
-import { cancelRequest, startupMessage } from '../../proxy/upstream/frontend-messages.js';
+import { upstreamStartup as startupMessage } from '../../proxy/upstream/startup-packet.js';
+import { cancelRequest } from '../../proxy/wire/frontend-writer.js';
 import {
   createFrameReader,
   decodeAuth,
