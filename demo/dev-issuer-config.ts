@@ -2,8 +2,9 @@
 // algorithm, and opaque), and the DEVELOPMENT-ONLY way to mint a token for any email address.
 //
 // Minting: the `minter` client (client_secret_basic, secret known only to the process that started the
-// issuer) uses the client_credentials grant with two extra form parameters, `dev_email` and
-// `dev_expires_in`. extraTokenClaims copies `dev_email` into the token as `email` and `sub`. A real
+// issuer) uses the client_credentials grant with extra form parameters, `dev_email`, `dev_expires_in`
+// and `dev_email_verified`. extraTokenClaims copies `dev_email` into the token as `email` and `sub`,
+// and `dev_email_verified` (`true`/`false`) as the boolean `email_verified` (absent unless sent). A real
 // identity provider has nothing like this; it exists so that tests and `rolegate demo` can hand out
 // tokens for people without a browser login.
 /// <reference path="./oidc-provider.d.ts" />
@@ -23,7 +24,7 @@ export interface DevIssuerClients {
 }
 
 /** Token endpoint form parameters honoured only for the minter client. */
-export const DevMintParam = { email: 'dev_email', expiresIn: 'dev_expires_in' } as const;
+export const DevMintParam = { email: 'dev_email', expiresIn: 'dev_expires_in', emailVerified: 'dev_email_verified' } as const;
 
 /** What a resource indicator asks for: a JWT signed with an algorithm, or an opaque token. */
 export type DevTokenKind = DevSigningAlg | 'opaque';
@@ -142,8 +143,10 @@ export function devProviderConfig(opts: {
     extraTokenClaims: (ctx: ProviderContext, token: ProviderToken) => {
       if (token.accountId !== undefined) return { email: token.accountId };
       const email = isMinter(ctx) ? bodyParam(ctx, DevMintParam.email) : undefined;
+      if (email === undefined) return undefined;
+      const verified = bodyParam(ctx, DevMintParam.emailVerified);
       // `sub` here reaches introspection answers; JWTs get it from the customizer below.
-      return email === undefined ? undefined : { email, sub: email };
+      return verified === undefined ? { email, sub: email } : { email, sub: email, email_verified: verified === 'true' };
     },
     formats: {
       customizers: {

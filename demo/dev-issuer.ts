@@ -43,6 +43,8 @@ export interface TokenForOptions {
   audience?: string;
   /** `opaque` issues a reference token that only introspection can check (default `jwt`). */
   format?: 'jwt' | 'opaque';
+  /** Sets the `email_verified` claim (default: the token has none, like Okta and Entra access tokens). */
+  emailVerified?: boolean;
 }
 
 export interface DevIssuer {
@@ -135,6 +137,7 @@ export async function startDevIssuer(opts: DevIssuerOptions): Promise<DevIssuer>
         [DevMintParam.email]: email,
       };
       if (tokenOpts.expiresInSec !== undefined) form[DevMintParam.expiresIn] = String(tokenOpts.expiresInSec);
+      if (tokenOpts.emailVerified !== undefined) form[DevMintParam.emailVerified] = String(tokenOpts.emailVerified);
       const res = await post(TOKEN_PATH, form);
       const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
       if (res.status !== 200 || typeof body['access_token'] !== 'string') {

@@ -67,6 +67,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       algorithms: config.oidc.algorithms,
       clockToleranceSec: config.oidc.clockTolerance / 1000,
       identityClaim: config.oidc.identityClaim,
+      requireVerifiedEmail: config.oidc.requireVerifiedEmail,
       ...(config.oidc.ca ? { ca: await readFile(config.oidc.ca, 'utf8') } : {}),
       ...(config.oidc.introspection ? { introspection: config.oidc.introspection } : {}),
     });

@@ -8,6 +8,20 @@ export const MAX_BODY_BYTES = 1_048_576;
 /** Deeper JSON than this is refused before any recursive code sees it (stack safety). */
 export const MAX_JSON_DEPTH = 64;
 
+/** How much of a refused body is read before the reply, at most: bytes of the whole body, and time. */
+export interface DrainLimits {
+  readonly bytes: number;
+  readonly ms: number;
+}
+
+/**
+ * A refused body is still read to its end (and discarded) before the 413 goes out, so that closing
+ * the connection sends FIN, not RST: the kernel resets a socket closed with unread bytes, and the
+ * reset can reach the client before it has read the 413. Reading is bounded, in bytes (the whole
+ * body, 64 times the limit of D4) and in time, so a client cannot hold the connection with it.
+ */
+export const DRAIN_LIMITS: DrainLimits = Object.freeze({ bytes: 64 * 1_048_576, ms: 30_000 });
+
 const ACCEPTED_TYPES: ReadonlySet<string> = new Set(['application/scim+json', 'application/json']);
 
 /** The media type of a Content-Type value, lowercased, without parameters. */
@@ -29,20 +43,60 @@ export function jsonDepthExceeds(value: unknown, limit: number): boolean {
   return false;
 }
 
-function tooLarge(res: Response): ScimError {
-  // The rest of the body is never read: closing the connection after the reply is the only way
-  // to stop a client that keeps sending.
+/**
+ * Answers 413 with `Connection: close` once the rest of the body has been discarded (DRAIN_LIMITS):
+ * the connection ends cleanly and the client reads its 413. `read` bytes of the body are already in.
+ * Past either bound the 413 goes out at once and the socket is closed with the rest unread.
+ */
+function refuseTooLarge(req: Request, res: Response, read: number, limit: number, drain: DrainLimits, next: NextFunction): void {
+  // Closed after the reply either way: a drain cut short leaves the connection mid-request.
   res.setHeader('Connection', 'close');
-  return new ScimError(413, undefined, `Request body exceeds ${MAX_BODY_BYTES} bytes`);
+  const refusal = new ScimError(413, undefined, `Request body exceeds ${limit} bytes`);
+  const declared = Number(req.headers['content-length']);
+  if (req.complete || declared > drain.bytes) {
+    next(refusal);
+    return;
+  }
+  let size = read;
+  let settled = false;
+  const finish = (): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', finish);
+    req.off('error', finish);
+    req.off('aborted', finish);
+    req.off('close', finish);
+    // Cut short (a bound, or the client went away): stop reading; the socket closes after the reply.
+    if (!req.complete) req.pause();
+    next(refusal);
+  };
+  const onData = (chunk: Buffer): void => {
+    size += chunk.length;
+    if (size > drain.bytes) finish();
+  };
+  const timer = setTimeout(finish, drain.ms);
+  timer.unref();
+  req.on('data', onData);
+  req.on('end', finish);
+  req.on('error', finish);
+  req.on('aborted', finish);
+  req.on('close', finish);
+  req.resume();
 }
 
 /**
  * Express middleware that parses the request body as JSON into `req.body`.
  * D3: `application/scim+json` or `application/json` with any parameters, or no Content-Type at all;
- * anything else is 415. D4: more than `limit` bytes is 413 without buffering past the limit.
+ * anything else is 415. D4: more than `limit` bytes is 413 without buffering past the limit (the
+ * rest is read and discarded, within `drain`, so that the client can read the 413).
  * An empty or malformed body is 400 invalidSyntax. Errors go to `next` as ScimError.
  */
-export function scimJsonBody(limit: number = MAX_BODY_BYTES): (req: Request, res: Response, next: NextFunction) => void {
+export function scimJsonBody(
+  limit: number = MAX_BODY_BYTES,
+  drain: DrainLimits = DRAIN_LIMITS,
+): (req: Request, res: Response, next: NextFunction) => void {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   return (req, res, next) => {
     const type = req.headers['content-type'];
@@ -57,28 +111,30 @@ export function scimJsonBody(limit: number = MAX_BODY_BYTES): (req: Request, res
     }
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > limit) {
-      next(tooLarge(res));
+      refuseTooLarge(req, res, 0, limit, drain, next);
       return;
     }
 
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const finish = (err: ScimError | undefined): void => {
-      if (settled) return;
+    const stop = (): boolean => {
+      if (settled) return false;
       settled = true;
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('aborted', onError);
-      next(err);
+      return true;
+    };
+    const finish = (err: ScimError | undefined): void => {
+      if (stop()) next(err);
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        req.pause();
         chunks.length = 0;
-        finish(tooLarge(res));
+        if (stop()) refuseTooLarge(req, res, size, limit, drain, next);
         return;
       }
       chunks.push(chunk);

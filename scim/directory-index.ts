@@ -18,9 +18,16 @@ export interface Person {
   readonly groups: readonly GroupInfo[];
 }
 
+/** Which key named the person: their own userName, or an address in their emails (the fallback). */
+export type MatchedBy = 'userName' | 'email';
+
+/**
+ * The answer to "who does this identity name". `ambiguous`: several active users list the address in
+ * emails (or, only while a replay is half applied, several users share the userName); fail closed.
+ */
 export type PersonMatch =
-  | { readonly status: 'active'; readonly person: Person }
-  | { readonly status: 'inactive'; readonly person: Person }
+  | { readonly status: 'active'; readonly person: Person; readonly via: MatchedBy }
+  | { readonly status: 'inactive'; readonly person: Person; readonly via: MatchedBy }
   | { readonly status: 'unknown' }
   | { readonly status: 'ambiguous' };
 
@@ -30,7 +37,8 @@ export type PersonMatch =
  * - `membership.removed`: a group no longer includes the person (not sent for a deleted person).
  * - `group.deleted`: every listed person lost that group.
  * - `person.changed`: an identity that named this active person now names someone else, nobody, an
- *   inactive user or an ambiguous pair (userName or emails changed, another user took the email).
+ *   inactive user or an ambiguous pair (userName or emails changed, another user took the email, or
+ *   a user, active or not, now has the address as userName and so outranks the emails).
  *   Sessions opened under the old identity must be re-checked with findPerson.
  * - `group.changed`: the group's displayName or externalId changed; role mappings name groups by
  *   those, so the members' sessions must be re-checked.
@@ -54,8 +62,9 @@ interface UserState {
   /** Copy-on-write, frozen: persons handed out share it. */
   groups: readonly GroupInfo[];
   person: Person;
-  /** The answer for identities that resolve to this user, rebuilt with `person`. */
-  match: PersonMatch;
+  /** The answers for identities that resolve to this user by userName / by email, rebuilt with `person`. */
+  byName: PersonMatch;
+  byEmail: PersonMatch;
 }
 
 interface GroupState {
@@ -89,7 +98,7 @@ const NO_KEYS: readonly string[] = Object.freeze([]);
 /** The directory as the proxy sees it; build with `DirectoryIndex.load(store)`. */
 export class DirectoryIndex {
   // Sized for 100,000 users within the memory budget: one Map entry per user and key, ids shared
-  // with the user state, answers (`match`) prebuilt so a lookup allocates nothing.
+  // with the user state, answers (`byName`, `byEmail`) prebuilt so a lookup allocates nothing.
   readonly #users = new Map<string, UserState>();
   readonly #groups = new Map<string, GroupState>();
   readonly #byName: KeyIndex = new Map();
@@ -128,9 +137,9 @@ export class DirectoryIndex {
   }
 
   /**
-   * PRODUCT.md §2 step 5, case-insensitively: an active user's userName; else an active user's
-   * emails[].value (two different active users -> ambiguous, fail closed); else an inactive user
-   * with that userName or email; else unknown. A case fold and a few Map lookups, no allocation.
+   * PRODUCT.md §2 step 5, case-insensitively: the user with that userName, active or not (final);
+   * only when no userName matches, the one active user listing it in emails (several -> ambiguous,
+   * none -> an inactive holder, or unknown). A case fold and a few Map lookups, no allocation.
    */
   findPerson(identity: string): PersonMatch {
     return this.#resolve(foldCase(identity));
@@ -163,33 +172,22 @@ export class DirectoryIndex {
   // ---- lookup -----------------------------------------------------------------------------------
 
   #resolve(key: string): PersonMatch {
-    let active: UserState | undefined;
-    let inactive: UserState | undefined;
     const names = this.#byName.get(key);
-    if (names !== undefined && !Array.isArray(names)) {
-      if (names.active) return names.match;
-      inactive = names;
-    } else if (names !== undefined) {
-      for (const u of names) {
-        if (!u.active) inactive ??= u;
-        else if (active === undefined) active = u;
-        else return AMBIGUOUS; // two active userNames equal after folding: only mid-replay, fail closed
-      }
-      if (active !== undefined) return active.match;
-    }
+    // A userName match is final, active or not: were an inactive one passed on to the emails, the
+    // deactivated person's token would be admitted as any other account that lists their address.
+    // Several holders exist only while a replay is half applied (userName is unique, D14).
+    if (names !== undefined) return Array.isArray(names) ? AMBIGUOUS : names.byName;
     const mails = this.#byEmail.get(key);
-    if (mails !== undefined && !Array.isArray(mails)) {
-      if (mails.active) return mails.match;
-      inactive ??= mails;
-    } else if (mails !== undefined) {
-      for (const u of mails) {
-        if (!u.active) inactive ??= u;
-        else if (active === undefined) active = u;
-        else if (active !== u) return AMBIGUOUS;
-      }
-      if (active !== undefined) return active.match;
+    if (mails === undefined) return UNKNOWN;
+    if (!Array.isArray(mails)) return mails.byEmail;
+    // Emails are not unique: exactly one active holder, or no admission (entries are distinct users).
+    let active: UserState | undefined;
+    for (const u of mails) {
+      if (!u.active) continue;
+      if (active !== undefined) return AMBIGUOUS;
+      active = u;
     }
-    return inactive?.match ?? UNKNOWN;
+    return (active ?? mails[0]!).byEmail;
   }
 
   /** The active person `key` names now, if any: what `person.changed` compares. */
@@ -272,7 +270,8 @@ export class DirectoryIndex {
       emailKeys,
       groups: prev?.groups ?? NO_GROUPS,
       person: prev?.person ?? EMPTY_PERSON,
-      match: UNKNOWN,
+      byName: UNKNOWN,
+      byEmail: UNKNOWN,
     };
     this.#users.set(state.id, state);
     addKey(this.#byName, nameKey, state);
@@ -365,7 +364,9 @@ export class DirectoryIndex {
       const u = this.#users.get(id);
       if (u === undefined) continue;
       u.person = Object.freeze({ id: u.id, userName: u.userName, active: u.active, groups: u.groups });
-      u.match = Object.freeze({ status: u.active ? 'active' : 'inactive', person: u.person } as const);
+      const status = u.active ? 'active' : 'inactive';
+      u.byName = Object.freeze({ status, person: u.person, via: 'userName' } as const);
+      u.byEmail = Object.freeze({ status, person: u.person, via: 'email' } as const);
     }
     if (!batch.emit) return;
     const events = batch.events.filter((ev) => ev.type !== 'membership.removed' || !batch.deleted.has(ev.personId));

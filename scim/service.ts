@@ -85,7 +85,7 @@ export class ScimService {
   async create(rt: ResourceType, body: unknown, q: ProjectionQuery, ctx: ScimRequestContext): Promise<{ id: string; resource: Resource }> {
     const projection = parseProjection(q, rt);
     if (rt === 'User') {
-      const attributes = parseUserBody(body);
+      const attributes = parseUserBody(body, 'create');
       const rec = await this.#store.createUser(attributes);
       this.#emit('User', rec.id, 'create', ctx, summarizeChange(undefined, { attributes: rec.attributes }));
       return { id: rec.id, resource: project(renderUser(rec, [], ctx.baseUrl), projection, rt) };
@@ -124,10 +124,13 @@ export class ScimService {
     const projection = parseProjection(q, rt);
     let summary = '';
     if (rt === 'User') {
-      const attributes = parseUserBody(body);
+      const replacement = parseUserBody(body, 'replace');
       const rec = await this.#store.updateUser(id, (current) => {
         // The store may run a mutation again after a conflict; only the last run counts.
         summary = '';
+        // D32: without `active` the stored value stays, read in the same transaction as the write.
+        const attributes =
+          replacement.active === undefined ? { ...replacement, active: current.attributes.active === true } : replacement;
         // D11: an identical PUT writes nothing and keeps meta.lastModified.
         if (jsonEqual(current.attributes, attributes)) return undefined;
         summary = summarizeChange({ attributes: current.attributes }, { attributes });

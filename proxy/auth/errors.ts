@@ -22,6 +22,11 @@ export const TokenErrorCode = {
   claimMissing: 'claim_missing',
   /** A claim is present but has the wrong type or value. */
   claimInvalid: 'claim_invalid',
+  /**
+   * With identityClaim `email`: the token says `email_verified` is not true, or (with
+   * `oidc.requireVerifiedEmail`) does not say it at all. An unverified address names nobody.
+   */
+  emailUnverified: 'email_unverified',
   /** RFC 7662 introspection answered `active: false`. */
   inactive: 'inactive',
   /** The introspection endpoint refused our request (bad client credentials, server error). */

@@ -21,6 +21,11 @@ export interface TokenVerifierConfig {
   clockToleranceSec: number;
   /** Top-level claim that names the person (PRODUCT.md: `oidc.identityClaim`, default `email`). */
   identityClaim: string;
+  /**
+   * With identityClaim `email`, also refuse tokens that do not carry `email_verified: true` (default
+   * false: Okta and Entra ID access tokens omit the claim). `email_verified: false` is always refused.
+   */
+  requireVerifiedEmail?: boolean;
   /** Extra PEM CA trusted for the issuer's HTTPS, in addition to Node's bundled roots. */
   ca?: string;
   /** Enables RFC 7662 introspection of opaque tokens with these client credentials. */
@@ -127,11 +132,14 @@ export function createTokenVerifier(cfg: TokenVerifierConfig, deps: TokenVerifie
     return issuerState;
   };
 
+  const requireVerifiedEmail = cfg.requireVerifiedEmail === true;
+  // Both JWTs and introspection answers come through here, so both get the same identity rules.
   const identityOf = (claims: Readonly<Record<string, unknown>>): string => {
     const value = claims[cfg.identityClaim];
     if (typeof value !== 'string' || value === '') {
       throw new TokenError(TokenErrorCode.claimMissing, `token has no ${cfg.identityClaim} claim (identityClaim)`);
     }
+    if (cfg.identityClaim === 'email') checkEmailVerified(claims['email_verified'], requireVerifiedEmail);
     return value;
   };
 
@@ -198,6 +206,21 @@ export function createTokenVerifier(cfg: TokenVerifierConfig, deps: TokenVerifie
   };
 }
 
+/**
+ * An address the issuer has not verified names nobody (OIDC Core §5.1 `email_verified`): anyone may
+ * have typed it at sign-up. Present, the claim must say true; absent, it is refused only when
+ * `required`. The strings "true"/"false" count as the booleans (some issuers send strings); any
+ * other value is not a verification.
+ */
+function checkEmailVerified(claim: unknown, required: boolean): void {
+  if (claim === true || (typeof claim === 'string' && claim.toLowerCase() === 'true')) return;
+  if (claim === undefined) {
+    if (!required) return;
+    throw new TokenError(TokenErrorCode.emailUnverified, 'token has no email_verified claim (oidc.requireVerifiedEmail)');
+  }
+  throw new TokenError(TokenErrorCode.emailUnverified, 'token says its email is not verified (email_verified)');
+}
+
 function freezeVerified(v: { identity: string; claims: VerifiedToken['claims']; kind: VerifiedToken['kind'] }): VerifiedToken {
   const claims: { -readonly [K in keyof VerifiedToken['claims']]: VerifiedToken['claims'][K] } = {
     iss: v.claims.iss,
@@ -213,6 +236,9 @@ function validateConfig(cfg: TokenVerifierConfig): void {
   parseIssuerSideUrl(cfg.issuer, 'oidc.issuer');
   if (typeof cfg.audience !== 'string' || cfg.audience === '') throw new TypeError('oidc.audience must be a non-empty string');
   if (typeof cfg.identityClaim !== 'string' || cfg.identityClaim === '') throw new TypeError('oidc.identityClaim must be a non-empty string');
+  if (cfg.requireVerifiedEmail === true && cfg.identityClaim !== 'email') {
+    throw new TypeError('oidc.requireVerifiedEmail applies only with oidc.identityClaim: email');
+  }
   if (!Number.isFinite(cfg.clockToleranceSec) || cfg.clockToleranceSec < 0) {
     throw new TypeError('oidc.clockTolerance must be a non-negative number of seconds');
   }

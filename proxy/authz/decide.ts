@@ -21,8 +21,22 @@ export interface DecisionInput {
   readonly rules: readonly RoleRule[];
 }
 
-/** Why a login is refused; the audit `reason` of a `session.denied` event. */
-export type DenyReason = 'not_provisioned' | 'deactivated' | 'ambiguous_identity' | 'wrong_person' | 'role_not_entitled' | 'no_entitlement';
+/**
+ * Why a login is refused; the audit `reason` of a `session.denied` event. The person reasons tell
+ * apart what the client sees as one message (PRODUCT.md §2 step 5):
+ * - `not_provisioned`: no user has the identity as userName or in emails.
+ * - `ambiguous_identity`: no userName matches and several active users list the address in emails.
+ * - `deactivated`: the user with that userName is inactive (final: emails are not consulted).
+ * - `deactivated:email`: no userName matches and only inactive users list the address in emails.
+ */
+export type DenyReason =
+  | 'not_provisioned'
+  | 'ambiguous_identity'
+  | 'deactivated'
+  | 'deactivated:email'
+  | 'wrong_person'
+  | 'role_not_entitled'
+  | 'no_entitlement';
 
 export type Decision<R extends RoleRule = RoleRule> =
   | { readonly kind: 'allow'; readonly rule: R; readonly personId: string; readonly userName: string; readonly groups: readonly GroupInfo[] }
@@ -40,9 +54,12 @@ export function decideRole<R extends RoleRule>(input: DecisionInput & { readonly
   const { match, identity } = input;
   const rules: readonly R[] = input.rules;
   if (match.status === 'unknown') return deny('not_provisioned', `user "${identity}" is not provisioned`);
-  // Two active people share the address the token names: refuse rather than guess.
+  // Two active people share the address the token names: refuse rather than guess. The client sees
+  // the not-provisioned text (the directory is what needs fixing); the audit reason says why.
   if (match.status === 'ambiguous') return deny('ambiguous_identity', `user "${identity}" is not provisioned`);
-  if (match.status === 'inactive') return deny('deactivated', `user "${identity}" is deactivated`);
+  if (match.status === 'inactive') {
+    return deny(match.via === 'email' ? 'deactivated:email' : 'deactivated', `user "${identity}" is deactivated`);
+  }
 
   const person = match.person;
   const requested = input.requestedUser.toLowerCase();

@@ -106,6 +106,8 @@ const oidcSection = z.strictObject({
   identityClaim: nonEmpty.default('email'),
   algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256', 'PS256', 'EdDSA']),
   clockTolerance: duration('30s'),
+  // Off by default: Okta and Entra ID access tokens omit email_verified (an explicit false is always refused).
+  requireVerifiedEmail: z.boolean().default(false),
   ca: filePath.optional(),
   introspection: z.strictObject({ clientId: nonEmpty, clientSecret: nonEmpty }).optional(),
 });
@@ -147,6 +149,9 @@ export const configSchema = z
       if (seen.has(r.role)) ctx.addIssue({ code: 'custom', path: ['roles', i, 'role'], message: `role "${r.role}" is listed twice` });
       seen.add(r.role);
     });
+    if (c.oidc.requireVerifiedEmail && c.oidc.identityClaim !== 'email') {
+      ctx.addIssue({ code: 'custom', path: ['oidc', 'requireVerifiedEmail'], message: 'applies only with oidc.identityClaim: email' });
+    }
     if (c.provisioning.mode === 'per-user' && c.provisioning.adminUrl === undefined) {
       ctx.addIssue({ code: 'custom', path: ['provisioning', 'adminUrl'], message: 'required when provisioning.mode is per-user' });
     }

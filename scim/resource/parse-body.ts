@@ -22,14 +22,18 @@ import {
 // envelope (schemas), or never kept (password is accepted and dropped, RFC 7643 §4.1.1 returned never).
 const SKIPPED_KEYS: ReadonlySet<string> = new Set(['schemas', 'id', 'meta', 'groups', 'password']);
 
-/** Parses a User POST/PUT body. `userName` is required; `active` defaults to true (D6). */
-export function parseUserBody(body: unknown): ScimAttributes {
+/**
+ * Parses a User POST (`create`) or PUT (`replace`) body; `userName` is required. An omitted (or null)
+ * `active` is true on create (D6) and stays omitted on replace, where the service keeps the stored
+ * value (D32): a replace must never re-enable a deactivated person by accident.
+ */
+export function parseUserBody(body: unknown, op: 'create' | 'replace'): ScimAttributes {
   const { attributes } = parseBody('User', body);
   const userName = attributes.userName;
   if (typeof userName !== 'string' || userName.trim() === '') {
     throw badRequest(ScimType.invalidValue, 'userName is required and must be a non-empty string');
   }
-  if (attributes.active === undefined) attributes.active = true;
+  if (attributes.active === undefined && op === 'create') attributes.active = true;
   return attributes;
 }
 

@@ -323,6 +323,45 @@ describe('opaque tokens (RFC 7662 introspection)', () => {
   });
 });
 
+describe('email_verified (identityClaim email)', () => {
+  it('email_verified: false is refused like an invalid token (email_unverified), JWT and introspected', async () => {
+    const { v } = make({ introspection: t.issuer.clients.introspection });
+    for (const alg of ['ES256', 'RS256'] as const) {
+      const token = await t.issuer.tokenFor('mallory@corp.com', { alg, emailVerified: false });
+      expect(decodeJwt(token).email_verified).toBe(false);
+      expect(await codeOf(v.verify(token)), alg).toBe('email_unverified');
+    }
+    expect(await codeOf(v.verify(await t.issuer.tokenFor('mallory@corp.com', { format: 'opaque', emailVerified: false })))).toBe('email_unverified');
+    // Issuers that send strings, or something that is not a verification at all.
+    for (const email_verified of ['false', 'FALSE', 0, null, 'yes', {}]) {
+      const claims = { ...baseClaims(t.issuer, 'mallory@corp.com', AUDIENCE, nowSec()), email_verified };
+      expect(await codeOf(v.verify(await forge(t.issuer, claims))), JSON.stringify(email_verified)).toBe('email_unverified');
+    }
+    // Verified, or silent about it (the default, for Okta and Entra access tokens): the person is named.
+    expect((await v.verify(await t.issuer.tokenFor('mallory@corp.com', { emailVerified: true }))).identity).toBe('mallory@corp.com');
+    expect((await v.verify(await t.issuer.tokenFor('mallory@corp.com', { format: 'opaque', emailVerified: true }))).identity).toBe('mallory@corp.com');
+    expect((await v.verify(await t.issuer.tokenFor('mallory@corp.com'))).identity).toBe('mallory@corp.com');
+    const asString = { ...baseClaims(t.issuer, 'mallory@corp.com', AUDIENCE, nowSec()), email_verified: 'True' };
+    expect((await v.verify(await forge(t.issuer, asString))).identity).toBe('mallory@corp.com');
+  });
+
+  it('does not apply when another claim names the person', async () => {
+    const { v } = make({ identityClaim: 'sub' });
+    expect((await v.verify(await t.issuer.tokenFor('oscar@corp.com', { emailVerified: false }))).identity).toBe('oscar@corp.com');
+  });
+
+  it('oidc.requireVerifiedEmail also refuses tokens that do not carry email_verified: true', async () => {
+    const { v } = make({ introspection: t.issuer.clients.introspection, requireVerifiedEmail: true });
+    expect(await codeOf(v.verify(await t.issuer.tokenFor('pam@corp.com')))).toBe('email_unverified');
+    expect(await codeOf(v.verify(await t.issuer.tokenFor('pam@corp.com', { format: 'opaque' })))).toBe('email_unverified');
+    expect(await codeOf(v.verify(await t.issuer.tokenFor('pam@corp.com', { emailVerified: false })))).toBe('email_unverified');
+    expect((await v.verify(await t.issuer.tokenFor('pam@corp.com', { emailVerified: true }))).identity).toBe('pam@corp.com');
+    expect((await v.verify(await t.issuer.tokenFor('pam@corp.com', { format: 'opaque', emailVerified: true }))).identity).toBe('pam@corp.com');
+    // Only meaningful when the email names the person: refused at construction otherwise.
+    expect(() => createTokenVerifier(config({ identityClaim: 'sub', requireVerifiedEmail: true }))).toThrow(/requireVerifiedEmail/);
+  });
+});
+
 describe('issuer problems', () => {
   it('reports an unreachable issuer', async () => {
     const closed = await startTestIssuer();

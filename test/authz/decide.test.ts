@@ -14,7 +14,7 @@ const RULES: RoleRule[] = [
 ];
 
 const person = (userName: string, groups: GroupInfo[], active = true): Person => ({ id: `u-${userName}`, userName, active, groups });
-const active = (p: Person): PersonMatch => ({ status: 'active', person: p });
+const active = (p: Person): PersonMatch => ({ status: 'active', person: p, via: 'userName' });
 
 const alice = person('alice@corp.com', [analysts]);
 const bob = person('Bob@Corp.com', [engineering]);
@@ -41,7 +41,9 @@ const TABLE: Row[] = [
   ['no groups at all', { match: active(nobody), user: 'dave@corp.com', db: 'app' }, 'deny:no_entitlement:no role grants "dave@corp.com" access to database "app"'],
   ['unknown person', { identity: 'eve@corp.com', match: { status: 'unknown' }, user: 'eve@corp.com', db: 'app' }, 'deny:not_provisioned:user "eve@corp.com" is not provisioned'],
   ['ambiguous email fails closed', { identity: 'shared@corp.com', match: { status: 'ambiguous' }, user: 'shared@corp.com', db: 'app' }, 'deny:ambiguous_identity:user "shared@corp.com" is not provisioned'],
-  ['deactivated keeps groups but gets nothing', { match: { status: 'inactive', person: person('alice@corp.com', [analysts], false) }, user: 'app_reader', db: 'app' }, 'deny:deactivated:user "alice@corp.com" is deactivated'],
+  ['deactivated keeps groups but gets nothing', { match: { status: 'inactive', person: person('alice@corp.com', [analysts], false), via: 'userName' }, user: 'app_reader', db: 'app' }, 'deny:deactivated:user "alice@corp.com" is deactivated'],
+  ['an address only deactivated users list: same message, the audit says by email', { identity: 'al@corp.com', match: { status: 'inactive', person: person('alice@corp.com', [analysts], false), via: 'email' }, user: 'al@corp.com', db: 'app' }, 'deny:deactivated:email:user "al@corp.com" is deactivated'],
+  ['found by email and active: admitted like by userName', { identity: 'g@corp.com', match: { status: 'active', person: person('grace', [analysts]), via: 'email' }, user: 'g@corp.com', db: 'app' }, 'app_reader'],
   ['a person named like a role is the person', { identity: 'app_writer', match: active(person('app_writer', [analysts])), user: 'app_writer', db: 'app' }, 'app_reader'],
 ];
 

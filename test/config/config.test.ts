@@ -22,6 +22,7 @@ oidc:
   identityClaim: email
   algorithms: [RS256, ES256, PS256, EdDSA]
   clockTolerance: 30s
+  requireVerifiedEmail: false            # true: with identityClaim email, email_verified must be present and true
 directory:
   store: sqlite:data/rolegate.db
 roles:
@@ -99,6 +100,7 @@ describe('config file', () => {
     expect(r.config.oidc.algorithms).toEqual(['RS256', 'ES256', 'PS256', 'EdDSA']);
     expect(r.config.oidc.identityClaim).toBe('email');
     expect(r.config.oidc.clockTolerance).toBe(30_000);
+    expect(r.config.oidc.requireVerifiedEmail).toBe(false);
     expect(r.config.admin.listen).toEqual({ host: '127.0.0.1', port: 8080 });
     expect(r.config.audit.parameters).toBe(false);
     expect(r.config.session.endAtTokenExpiry).toBe(true);
@@ -110,6 +112,8 @@ describe('config file', () => {
     ['an unknown top-level key', MINIMAL + 'prxy: {}\n', {}, 'prxy: unknown key'],
     ['a bad duration', MINIMAL.replace('proxy: {', 'proxy: { loginTimeout: 15 seconds,'), {}, 'proxy.loginTimeout: "15 seconds" is not a duration'],
     ['alg none', MINIMAL.replace('audience: rolegate', 'audience: rolegate, algorithms: [none]'), {}, 'oidc.algorithms[0]: "none" is not allowed'],
+    ['requireVerifiedEmail without the email claim', MINIMAL.replace('audience: rolegate', 'audience: rolegate, identityClaim: upn, requireVerifiedEmail: true'), {}, 'oidc.requireVerifiedEmail: applies only with oidc.identityClaim: email'],
+    ['a non-boolean requireVerifiedEmail', MINIMAL.replace('audience: rolegate', 'audience: rolegate, requireVerifiedEmail: sometimes'), {}, 'oidc.requireVerifiedEmail:'],
     ['HMAC', MINIMAL.replace('audience: rolegate', 'audience: rolegate, algorithms: [RS256, HS256]'), {}, 'oidc.algorithms[1]: "HS256" is not allowed'],
     ['no TLS without allowPlaintext', MINIMAL.replace('proxy: { tls: { cert: gw.crt, key: gw.key } }', 'proxy: {}'), {}, 'proxy.tls: required'],
     ['plaintext on a public address', MINIMAL.replace('proxy: { tls: { cert: gw.crt, key: gw.key } }', 'proxy: { allowPlaintext: true }'), {}, 'proxy.allowPlaintext: only allowed when proxy.listen is a loopback address'],

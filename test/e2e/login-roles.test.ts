@@ -180,6 +180,20 @@ describe('refusals (FATAL 28000, reason in the audit log)', () => {
   });
 });
 
+describe('a SCIM PUT without active does not re-enable a deactivated user (D32)', () => {
+  it('the person still cannot log in after an Okta-style full replace', async () => {
+    const id = await stack.provision('pat@corp.com', ['analysts']);
+    const off = await stack.scim(`/Users/${id}`, 'PATCH', { schemas: [PATCH_URN], Operations: [{ op: 'replace', value: { active: false } }] });
+    expect(off.status).toBe(200);
+    const put = await stack.scim(`/Users/${id}`, 'PUT', { schemas: [USER_URN], userName: 'pat@corp.com', displayName: 'Pat', emails: [{ value: 'pat@corp.com', type: 'work' }] });
+    expect(put.status).toBe(200);
+    expect(((await put.json()) as { active: boolean; displayName: string })).toMatchObject({ active: false, displayName: 'Pat' });
+    const token = await stack.tokenFor('pat@corp.com');
+    expect(await pgLoginError(stack.pgConfig('pat@corp.com', token))).toEqual({ code: '28000', message: 'user "pat@corp.com" is deactivated' });
+    expect(lastDenied(stack)).toMatchObject({ reason: 'deactivated' });
+  });
+});
+
 describe('upstream refusal', () => {
   it('a database the upstream does not have: 08006, one line, the server\'s text only in the log', async () => {
     // ops grants the certificate role on every database ("*"), so rolegate lets the login through.

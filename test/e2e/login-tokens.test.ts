@@ -92,6 +92,18 @@ describe('token failures: 28P01 to the client, the reason in the audit log only'
     await expectRefused('max@corp.com', 'a'.repeat(65_530), 'token_malformed');
   });
 
+  it('email_verified: false is refused like an invalid token (email_unverified)', async () => {
+    // A real token from the issuer for a provisioned person, whose address the issuer says is unverified.
+    await expectRefused('Tina@Corp.com', await stack.tokenFor('tina@corp.com', { emailVerified: false }), 'email_unverified');
+    // Silent about it (as Okta and Entra access tokens are), or verified: admitted by default.
+    for (const emailVerified of [undefined, true]) {
+      const token = await stack.tokenFor('tina@corp.com', emailVerified === undefined ? {} : { emailVerified });
+      used.push(token);
+      const rows = await withPg(stack.pgConfig('tina@corp.com', token), async (c) => (await c.query('select current_user as u')).rows);
+      expect(rows).toEqual([{ u: stack.roles.reader }]);
+    }
+  });
+
   it('psql shows the same text', async () => {
     const token = handmade({ alg: 'none' }, claims());
     used.push(token);
@@ -129,5 +141,27 @@ describe('token failures: 28P01 to the client, the reason in the audit log only'
       const tail = token.length > 40 ? token.slice(-40) : token;
       expect(lines.filter((l) => l.includes(tail))).toEqual([]);
     }
+  });
+});
+
+describe('oidc.requireVerifiedEmail: true', () => {
+  let strict: Stack;
+  beforeAll(async () => {
+    strict = await startStack({ config: { oidc: { requireVerifiedEmail: true } } });
+    await strict.provision('uma@corp.com', ['analysts']);
+  });
+  afterAll(async () => {
+    await strict?.close();
+  });
+
+  it('refuses a token that does not say email_verified: true, admits one that does', async () => {
+    for (const [user, emailVerified] of [['uma@corp.com', undefined], ['Uma@Corp.com', false]] as const) {
+      const token = await strict.tokenFor('uma@corp.com', emailVerified === undefined ? {} : { emailVerified });
+      expect(await pgLoginError(strict.pgConfig(user, token))).toEqual({ code: '28P01', message: `token authentication failed for user "${user}"` });
+      expect(deniedEvents(strict).filter((e) => e['requestedUser'] === user)).toMatchObject([{ reason: 'token_invalid:email_unverified', sqlstate: '28P01' }]);
+    }
+    const token = await strict.tokenFor('uma@corp.com', { emailVerified: true });
+    const rows = await withPg(strict.pgConfig('uma@corp.com', token), async (c) => (await c.query('select current_user as u')).rows);
+    expect(rows).toEqual([{ u: strict.roles.reader }]);
   });
 });

@@ -19,7 +19,7 @@ describe('parseUserBody', () => {
     const body = JSON.parse(
       '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"isaac.brock@example.com","name":{"givenName":"Isaac","familyName":"Brock"},"emails":[{"primary":true,"value":"isaac.brock@example.com","type":"work"}],"displayName":"Isaac Brock","locale":"en-US","externalId":"00ujl29u0le5T6Aj10h7","groups":[],"password":"1mz050nq","active":true}',
     ) as unknown;
-    expect(parseUserBody(body)).toEqual({
+    expect(parseUserBody(body, 'create')).toEqual({
       userName: 'isaac.brock@example.com',
       name: { givenName: 'Isaac', familyName: 'Brock' },
       emails: [{ primary: true, value: 'isaac.brock@example.com', type: 'work' }],
@@ -42,7 +42,7 @@ describe('parseUserBody', () => {
       "roles": [],
       "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "some department", "manager": {"value": "m-1", "displayName": "Boss"}}
     }`) as unknown;
-    expect(parseUserBody(body)).toEqual({
+    expect(parseUserBody(body, 'create')).toEqual({
       externalId: '0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef',
       userName: 'Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1',
       active: false,
@@ -59,8 +59,8 @@ describe('parseUserBody', () => {
       userName: 'u',
       meta: { created: '2020-01-01T00:00:00Z' },
       groups: [{ value: 'g-1', display: 'G' }],
-    });
-    expect(attrs).toEqual({ userName: 'u', active: true });
+    }, 'replace');
+    expect(attrs).toEqual({ userName: 'u' });
   });
 
   it('D5: unknown attributes and schema URIs are ignored', () => {
@@ -73,7 +73,7 @@ describe('parseUserBody', () => {
         'urn:example:custom:2.0:User': { thing: 'x' },
         name: { givenName: 'G', nosuch: 'x' },
         emails: [{ value: 'a@b', weird: true }],
-      }),
+      }, 'create'),
     ).toEqual({ userName: 'u', active: true, name: { givenName: 'G' }, emails: [{ value: 'a@b' }] });
   });
 
@@ -86,7 +86,7 @@ describe('parseUserBody', () => {
         [`${ENT}:employeeNumber`]: '7',
         [ENT.toUpperCase()]: { COSTCENTER: 'CC' },
         'name.familyName': 'F',
-      }),
+      }, 'create'),
     ).toEqual({ userName: 'u', active: true, name: { givenName: 'G', familyName: 'F' }, displayName: 'D', [ENT]: { employeeNumber: '7', costCenter: 'CC' } });
   });
 
@@ -99,21 +99,32 @@ describe('parseUserBody', () => {
     [undefined, true],
     [null, true],
   ])('D6: active %j -> %s', (active, expected) => {
-    expect(parseUserBody({ userName: 'u', active }).active).toBe(expected);
+    expect(parseUserBody({ userName: 'u', active }, 'create').active).toBe(expected);
+  });
+
+  it.each([
+    [true, true],
+    ['False', false],
+    [undefined, undefined],
+    [null, undefined],
+  ])('D32: on replace, active %j -> %s (omitted: the service keeps the stored value)', (active, expected) => {
+    const attrs = parseUserBody({ userName: 'u', active }, 'replace');
+    expect(attrs.active).toBe(expected);
+    expect(Object.hasOwn(attrs, 'active')).toBe(expected !== undefined);
   });
 
   it.each([['yes'], [1], [0], [{}]])('D6: active %j -> 400 invalidValue', (active) => {
-    expect(scimError(() => parseUserBody({ userName: 'u', active })).scimType).toBe('invalidValue');
+    expect(scimError(() => parseUserBody({ userName: 'u', active }, 'create')).scimType).toBe('invalidValue');
   });
 
   it.each([[{}], [{ userName: '' }], [{ userName: null }], [{ userName: '   ' }], [{ userName: 5 }], [{ userName: ['a'] }]])('userName required: %j', (body) => {
-    const err = scimError(() => parseUserBody(body));
+    const err = scimError(() => parseUserBody(body, 'create'));
     expect(err.status).toBe(400);
     expect(err.scimType).toBe('invalidValue');
   });
 
   it.each([[null], ['x'], [[{ userName: 'u' }]], [5]])('body %j -> 400 invalidSyntax', (body) => {
-    expect(scimError(() => parseUserBody(body)).scimType).toBe('invalidSyntax');
+    expect(scimError(() => parseUserBody(body, 'create')).scimType).toBe('invalidSyntax');
   });
 
   it.each([
@@ -126,7 +137,7 @@ describe('parseUserBody', () => {
     [{ [ENT]: 'x' }],
     [{ [ENT]: { manager: 5 } }],
   ])('wrong types -> 400 invalidValue: %j', (extra) => {
-    expect(scimError(() => parseUserBody({ userName: 'u', ...extra })).scimType).toBe('invalidValue');
+    expect(scimError(() => parseUserBody({ userName: 'u', ...extra }, 'create')).scimType).toBe('invalidValue');
   });
 
   it('D28: nulls and empty strings are dropped, never stored', () => {
@@ -138,12 +149,12 @@ describe('parseUserBody', () => {
       emails: [{ value: '' }, null, { value: 'a@b', type: null }],
       phoneNumbers: [],
       [ENT]: { department: '' },
-    });
+    }, 'create');
     expect(attrs).toEqual({ userName: 'u', active: true, emails: [{ value: 'a@b' }] });
   });
 
   it('D31: strings are stored exactly as received', () => {
-    const attrs = parseUserBody({ userName: '  Mixed.Case@Example.COM ', displayName: 'Ünïcödé  ✓', name: { givenName: '\tTab' } });
+    const attrs = parseUserBody({ userName: '  Mixed.Case@Example.COM ', displayName: 'Ünïcödé  ✓', name: { givenName: '\tTab' } }, 'create');
     expect(attrs.userName).toBe('  Mixed.Case@Example.COM ');
     expect(attrs.displayName).toBe('Ünïcödé  ✓');
     expect(attrs.name).toEqual({ givenName: '\tTab' });
@@ -153,7 +164,7 @@ describe('parseUserBody', () => {
     const body = JSON.parse(
       `{"userName":"u","__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"name":{"__proto__":{"polluted":"yes"},"givenName":"G"},"emails":[{"value":"a","__proto__":{"polluted":"yes"}}],"${ENT}":{"__proto__":{"polluted":"yes"}},"toString":"x"}`,
     ) as unknown;
-    const attrs = parseUserBody(body);
+    const attrs = parseUserBody(body, 'create');
     expect(attrs).toEqual({ userName: 'u', active: true, name: { givenName: 'G' }, emails: [{ value: 'a' }] });
     expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -161,17 +172,17 @@ describe('parseUserBody', () => {
   });
 
   it('multiple primaries: the last one wins', () => {
-    const attrs = parseUserBody({ userName: 'u', emails: [{ value: 'a', primary: true }, { value: 'b', primary: 'True' }] });
+    const attrs = parseUserBody({ userName: 'u', emails: [{ value: 'a', primary: true }, { value: 'b', primary: 'True' }] }, 'create');
     expect(attrs.emails).toEqual([{ value: 'a', primary: false }, { value: 'b', primary: true }]);
   });
 
   it('a lone object for a multi-valued attribute is a one-element list', () => {
-    expect(parseUserBody({ userName: 'u', emails: { value: 'a@b' } }).emails).toEqual([{ value: 'a@b' }]);
+    expect(parseUserBody({ userName: 'u', emails: { value: 'a@b' } }, 'create').emails).toEqual([{ value: 'a@b' }]);
   });
 
   it('bounds the elements of a multi-valued attribute', () => {
     const emails = Array.from({ length: 1001 }, (_, i) => ({ value: `e${i}@x` }));
-    expect(scimError(() => parseUserBody({ userName: 'u', emails })).scimType).toBe('invalidValue');
+    expect(scimError(() => parseUserBody({ userName: 'u', emails }, 'create')).scimType).toBe('invalidValue');
   });
 });
 

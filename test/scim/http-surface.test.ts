@@ -1,7 +1,13 @@
 // The SCIM HTTP surface over real HTTP: authentication (D2), request bodies (D3, D4), response
 // headers, discovery (D22), unsupported endpoints (D21), unknown paths and methods.
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scimJsonBody } from '../../scim/body.js';
+import type { ScimError } from '../../scim/errors.js';
+import { waitFor } from '../helpers/wait.js';
 import {
   ENTERPRISE_URN,
   GROUP_URN,
@@ -34,6 +40,77 @@ function rawRequest(url: string, opts: { method: string; headers: Record<string,
       req.end();
     }
   });
+}
+
+interface BigOutcome {
+  status?: number;
+  text?: string;
+  /** A socket error the client saw (ECONNRESET, EPIPE, ...), before or after the reply. */
+  error?: string;
+}
+
+/**
+ * Sends `size` bytes of body on a fresh connection, whole with Content-Length or in 256 KiB chunks
+ * without one, the way a client that does not look at the reply before it has sent everything does.
+ * Settles once the connection is closed, with the reply (if any) and any socket error.
+ */
+function sendBig(url: string, token: string, size: number, declared: boolean): Promise<BigOutcome> {
+  return new Promise((resolve) => {
+    const out: BigOutcome = {};
+    const headers: Record<string, string | number> = { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' };
+    if (declared) headers['content-length'] = size;
+    else headers['transfer-encoding'] = 'chunked';
+    const timer = setTimeout(() => {
+      out.error ??= 'timed out';
+      req.destroy();
+    }, 30_000);
+    const req = httpRequest(url, { method: 'POST', headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => {
+        out.status = res.statusCode;
+        out.text = Buffer.concat(parts).toString('utf8');
+      });
+      res.on('error', (err: NodeJS.ErrnoException) => (out.error ??= err.code ?? err.message));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => (out.error ??= err.code ?? err.message));
+    req.on('close', () => {
+      clearTimeout(timer);
+      // The response's last events may follow the request's close by a tick.
+      setImmediate(() => resolve(out));
+    });
+    const chunk = Buffer.alloc(256 * 1024, 0x20);
+    if (declared) req.end(Buffer.alloc(size, 0x20));
+    else {
+      for (let sent = 0; sent < size; sent += chunk.length) req.write(chunk);
+      req.end();
+    }
+  });
+}
+
+/** The same through fetch (undici), which reports a reset instead of a reply it has not handed out yet. */
+async function fetchBig(url: string, token: string, size: number, declared: boolean): Promise<BigOutcome> {
+  const chunk = new Uint8Array(256 * 1024).fill(0x20);
+  const body = declared
+    ? new Uint8Array(size).fill(0x20)
+    : new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let sent = 0; sent < size; sent += chunk.length) controller.enqueue(chunk);
+          controller.close();
+        },
+      });
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+      body,
+      ...(declared ? {} : { duplex: 'half' }),
+    } as RequestInit);
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    return { error: cause?.code ?? cause?.message ?? String(err) };
+  }
 }
 
 function userBody(userName: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -162,7 +239,7 @@ describe.each(STORE_KINDS)('SCIM HTTP surface (%s store)', (kind) => {
       assertScimError(over, 413);
     });
 
-    it('refuses an oversized chunked body with 413 without reading it all', async () => {
+    it('refuses an oversized chunked body with 413 without buffering it', async () => {
       const chunk = Buffer.alloc(64 * 1024, 0x20);
       const r = await rawRequest(`${srv.baseUrl}/Users`, {
         method: 'POST',
@@ -174,13 +251,33 @@ describe.each(STORE_KINDS)('SCIM HTTP surface (%s store)', (kind) => {
       expect(JSON.parse(r.text)).toMatchObject({ status: '413' });
     });
 
-    it('refuses a declared Content-Length over the limit before reading', async () => {
+    it('refuses a declared Content-Length over the limit without buffering the body', async () => {
       const r = await rawRequest(`${srv.baseUrl}/Users`, {
         method: 'POST',
         headers: { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json', 'content-length': 5 * MiB },
         body: Buffer.alloc(5 * MiB, 0x20),
       });
       expect(r.status).toBe(413);
+    });
+
+    it('a 10–20 MiB body gets its 413, not a connection reset (with and without Content-Length)', async () => {
+      const outcomes: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        for (const size of [10 * MiB, 20 * MiB]) {
+          for (const declared of [true, false]) {
+            for (const [client, send] of [['node:http', sendBig], ['fetch', fetchBig]] as const) {
+              const r = await send(`${srv.baseUrl}/Users`, srv.token, size, declared);
+              const label = `${client}, ${size / MiB} MiB ${declared ? 'with' : 'without'} Content-Length`;
+              outcomes.push(`${label}: ${r.status ?? 'no reply'}${r.error === undefined ? '' : ` (${r.error})`}`);
+              if (r.status === 413) expect(JSON.parse(r.text!), label).toMatchObject({ status: '413' });
+            }
+          }
+        }
+      }
+      expect(outcomes.filter((o) => !o.endsWith(': 413')), outcomes.join('\n')).toEqual([]);
+      // The server keeps serving.
+      expect((await call('GET', '/Users?count=1')).status).toBe(200);
+      expect((await call('POST', '/Users', { body: userBody(`after-big-${kind}@example.com`) })).status).toBe(201);
     });
 
     it('answers malformed, empty, non-UTF-8 and absurdly nested JSON with 400 invalidSyntax', async () => {
@@ -365,5 +462,66 @@ describe.each(STORE_KINDS)('SCIM HTTP surface (%s store)', (kind) => {
       expect(r.headers.get('content-type')).toMatch(/^application\/json/);
       expect(await r.json()).toMatchObject({ error: 'not_found' });
     });
+  });
+});
+
+describe('a refused body is drained within bounds (D4)', () => {
+  // The middleware alone, with small bounds: 1 KiB limit, drain at most 64 KiB or 300 ms.
+  const drain = { bytes: 64 * 1024, ms: 300 };
+  let server: Server;
+  let url: string;
+  const refused: { status: number; at: number }[] = [];
+  beforeAll(async () => {
+    const app = express();
+    app.post('/', scimJsonBody(1024, drain), (_req, res) => void res.status(201).end());
+    app.use((err: ScimError, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      refused.push({ status: err.status, at: performance.now() });
+      res.status(err.status).json({ status: String(err.status) });
+    });
+    server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  /** Sends `first` bytes of a body and then stalls; resolves with the reply and when it arrived. */
+  function stall(headers: Record<string, string | number>, first: number): Promise<{ status: number; at: number; t0: number }> {
+    return new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, at: performance.now(), t0 }));
+      });
+      req.on('error', reject);
+      req.write(Buffer.alloc(first, 0x20));
+    });
+  }
+
+  it('a client that stops sending gets its 413 after the time bound', async () => {
+    const r = await stall({ 'content-length': 32 * 1024 }, 4096);
+    expect(r.status).toBe(413);
+    expect(r.at - r.t0).toBeGreaterThanOrEqual(drain.ms - 50);
+    expect(r.at - r.t0).toBeLessThan(5_000);
+  });
+
+  it('a declared length past the drain bound is refused at once, unread', async () => {
+    const r = await stall({ 'content-length': 10 * 1024 * 1024 }, 4096);
+    expect(r.status).toBe(413);
+    expect(r.at - r.t0).toBeLessThan(drain.ms);
+  });
+
+  it('a streamed body past the drain bound is refused as soon as the bound is passed', async () => {
+    const t0 = performance.now();
+    const before = refused.length;
+    const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, agent: false });
+    req.on('error', () => undefined); // the rest is never read: a reset is expected here
+    req.write(Buffer.alloc(256 * 1024, 0x20));
+    await waitFor(() => refused.length > before, 5_000, 'no 413');
+    expect(refused.at(-1)!.status).toBe(413);
+    expect(refused.at(-1)!.at - t0).toBeLessThan(drain.ms);
+    req.destroy();
   });
 });

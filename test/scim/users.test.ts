@@ -1,6 +1,7 @@
 // Users over real HTTP against both stores: CRUD status codes and bodies, uniqueness (D14), PUT
 // (D27), PATCH atomicity and no-ops (D11, D28), the lifecycle, filters, projection, pagination (D17).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DirectoryIndex } from '../../scim/directory-index.js';
 import {
   ENTERPRISE_URN,
   LIST_URN,
@@ -119,6 +120,41 @@ describe.each(STORE_KINDS)('Users (%s store)', (kind) => {
     expect(r.json.meta.created).toBe(u.meta.created);
     expect(Date.parse(r.json.meta.lastModified)).toBeGreaterThan(Date.parse(u.meta.lastModified));
     assertScimError(await call('GET', '/Users/another-id'), 404);
+  });
+
+  it('a SCIM PUT without active does not re-enable a deactivated user (D32)', async () => {
+    // The proxy's view of the directory, kept in step with every committed write.
+    const index = await DirectoryIndex.load(srv.store);
+    const revoked: string[] = [];
+    index.onRevocation((ev) => void revoked.push(ev.type));
+    try {
+      const u = await create('put.keeps.active@example.com', { title: 'Before' });
+      expect(u.active).toBe(true);
+      const off = await call('PATCH', `/Users/${u.id}`, { body: patch({ op: 'replace', value: { active: false } }) });
+      expect(off.json.active).toBe(false);
+      // An Okta-style full replace that does not mention active: every other attribute is replaced.
+      const put = await call('PUT', `/Users/${u.id}`, { body: { schemas: [USER_URN], userName: 'put.keeps.active@example.com', title: 'After' } });
+      expect(put.status, put.text).toBe(200);
+      expect(put.json).toMatchObject({ active: false, title: 'After' });
+      expect((await call('GET', `/Users/${u.id}`)).json.active).toBe(false);
+      const found = await call('GET', `/Users?${q('active eq false and userName eq "put.keeps.active@example.com"')}`);
+      expect(found.json.totalResults).toBe(1);
+      // The person still cannot log in: the index holds them inactive.
+      expect(index.findPerson('put.keeps.active@example.com')).toMatchObject({ status: 'inactive', person: { id: u.id } });
+      // null is "not asserted" too; an explicit active is what changes it, both ways.
+      const nulled = await call('PUT', `/Users/${u.id}`, { body: { schemas: [USER_URN], userName: 'put.keeps.active@example.com', active: null } });
+      expect(nulled.json.active).toBe(false);
+      const on = await call('PUT', `/Users/${u.id}`, { body: { schemas: [USER_URN], userName: 'put.keeps.active@example.com', active: 'True' } });
+      expect(on.json.active).toBe(true);
+      expect(index.findPerson('put.keeps.active@example.com').status).toBe('active');
+      const stillOn = await call('PUT', `/Users/${u.id}`, { body: { schemas: [USER_URN], userName: 'put.keeps.active@example.com' } });
+      expect(stillOn.json.active).toBe(true);
+      expect(revoked).toEqual(['person.deactivated']);
+      // A POST without active still creates an active user (D6).
+      expect((await create('post.defaults.active@example.com')).active).toBe(true);
+    } finally {
+      index.close();
+    }
   });
 
   it('PATCH returns 200 with the full resource; a no-op PATCH keeps lastModified (D11, D20)', async () => {

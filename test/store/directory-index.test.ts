@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirectoryIndex, type Person, type PersonMatch, type RevocationEvent } from '../../scim/directory-index.js';
 import { ScimError } from '../../scim/errors.js';
 import type { ScimAttributes, UserRecord } from '../../scim/model.js';
+import { foldCase } from '../../scim/store/derive.js';
 import { openStore } from '../../scim/store/open.js';
 import type { DirectorySnapshot, DirectoryStore } from '../../scim/store/port.js';
 import { groupAttrs, storeKinds, userAttrs, type OpenedStore } from './fixtures.js';
@@ -21,14 +22,13 @@ function referenceMatch(snap: DirectorySnapshot, identity: string): { status: st
   const k = identity.toLowerCase();
   const byName = snap.users.filter((u) => u.userName.toLowerCase() === k);
   const byEmail = snap.users.filter((u) => u.emails.some((e) => e.toLowerCase() === k));
-  const activeName = byName.filter((u) => u.active);
-  if (activeName.length === 1) return { status: 'active', candidates: [activeName[0]!.id] };
-  if (activeName.length > 1) return { status: 'ambiguous', candidates: [] };
+  // A userName match is final, active or not (the store keeps userName unique).
+  if (byName.length === 1) return { status: byName[0]!.active ? 'active' : 'inactive', candidates: [byName[0]!.id] };
+  if (byName.length > 1) return { status: 'ambiguous', candidates: [] };
   const activeEmail = byEmail.filter((u) => u.active);
   if (activeEmail.length === 1) return { status: 'active', candidates: [activeEmail[0]!.id] };
   if (activeEmail.length > 1) return { status: 'ambiguous', candidates: [] };
-  const inactive = [...byName, ...byEmail].filter((u) => !u.active);
-  if (inactive.length > 0) return { status: 'inactive', candidates: inactive.map((u) => u.id) };
+  if (byEmail.length > 0) return { status: 'inactive', candidates: byEmail.map((u) => u.id) };
   return { status: 'unknown', candidates: [] };
 }
 
@@ -46,6 +46,7 @@ async function expectInStep(index: DirectoryIndex, store: DirectoryStore, extra:
     expect(got.status, identity).toBe(want.status);
     if (got.status === 'active' || got.status === 'inactive') {
       expect(want.candidates, identity).toContain(got.person.id);
+      expect(got.via, identity).toBe(foldCase(got.person.userName) === foldCase(identity) ? 'userName' : 'email');
     }
   }
   const groups = new Map(snap.groups.map((g) => [g.id, g]));
@@ -123,13 +124,13 @@ describe.each(storeKinds)('DirectoryIndex on the $name store', (kind) => {
     return index;
   }
 
-  it('decides who an identity is: active userName, else active email, else inactive, else unknown', async () => {
+  it('decides who an identity is: a userName, active or not; else the one active email holder; else unknown', async () => {
     const alice = await store.createUser(userAttrs('Alice@Corp.Example', emails('alice.w@corp.example')));
     const bob = await store.createUser(userAttrs('bob', { active: false, ...emails('Bob@Corp.Example') }));
     await store.createUser(userAttrs('carol', emails('shared@corp.example')));
     const dave = await store.createUser(userAttrs('dave', emails('SHARED@corp.example', 'dave@corp.example')));
-    await store.createUser(userAttrs('frank@corp.example', { active: false }));
-    const grace = await store.createUser(userAttrs('grace', emails('Frank@corp.example')));
+    const frank = await store.createUser(userAttrs('frank@corp.example', { active: false }));
+    await store.createUser(userAttrs('grace', emails('Frank@corp.example')));
     const erin = await store.createUser(userAttrs('erin', { active: false, ...emails('alice@corp.example') }));
     const ivan = await store.createUser(userAttrs('ivan', { active: false, ...emails('gone@corp.example') }));
     const abc = await store.createUser(userAttrs('ÄBC'));
@@ -142,7 +143,7 @@ describe.each(storeKinds)('DirectoryIndex on the $name store', (kind) => {
       ['bob@corp.example', `inactive:${bob.id}`],
       ['shared@corp.example', 'ambiguous'],
       ['dave@corp.example', `active:${dave.id}`],
-      ['frank@corp.example', `active:${grace.id}`], // an active email beats an inactive userName
+      ['frank@corp.example', `inactive:${frank.id}`], // an inactive userName is final: grace's email is not consulted
       ['erin', `inactive:${erin.id}`],
       ['gone@corp.example', `inactive:${ivan.id}`],
       ['äbc', `active:${abc.id}`],
@@ -252,6 +253,90 @@ describe.each(storeKinds)('DirectoryIndex on the $name store', (kind) => {
     expect(take()).toEqual([{ type: 'person.deleted', personId: c.id }]);
     expect(index.getPerson(c.id)).toBeUndefined();
     expect(index.findPerson('c2@x').status).toBe('unknown');
+  });
+
+  it('a deactivated userName never falls through to another user’s email', async () => {
+    const carol = await store.createUser(userAttrs('carol@corp.example'));
+    const admin = await store.createUser(userAttrs('carol-admin', emails('Carol@Corp.Example')));
+    const alt = await store.createUser(userAttrs('carol.alt', { active: false, ...emails('carol@corp.example') }));
+    const index = await load();
+    const events: RevocationEvent[] = [];
+    index.onRevocation((ev) => events.push(ev));
+    expect(decided(index.findPerson('carol@corp.example'))).toBe(`active:${carol.id}`);
+
+    await store.updateUser(carol.id, (c) => ({ ...c.attributes, active: false }));
+    // Final, in any case: not carol-admin, the one active holder of the address in emails.
+    for (const identity of ['carol@corp.example', 'CAROL@Corp.Example']) {
+      expect(decided(index.findPerson(identity)), identity).toBe(`inactive:${carol.id}`);
+      expect(index.findPerson(identity)).toMatchObject({ via: 'userName' });
+    }
+    // Her sessions end; carol-admin's own sessions (by its userName) are not hers and stay.
+    expect(events.splice(0)).toEqual([{ type: 'person.deactivated', personId: carol.id }]);
+    expect(decided(index.findPerson('carol-admin'))).toBe(`active:${admin.id}`);
+
+    // Still final when the address is no longer ambiguous among the email holders either.
+    await store.updateUser(alt.id, (c) => ({ ...c.attributes, emails: [] }));
+    expect(decided(index.findPerson('carol@corp.example'))).toBe(`inactive:${carol.id}`);
+    // A fresh load agrees with the index kept in step.
+    const fresh = await load();
+    expect(fresh.findPerson('carol@corp.example')).toMatchObject({ status: 'inactive', via: 'userName', person: { id: carol.id } });
+
+    await store.updateUser(carol.id, (c) => ({ ...c.attributes, active: true }));
+    expect(decided(index.findPerson('carol@corp.example'))).toBe(`active:${carol.id}`);
+    expect(events.splice(0)).toEqual([]);
+    await expectInStep(index, store, ['carol@corp.example']);
+  });
+
+  it('revokes a person found by email when a user, active or not, takes the address as userName', async () => {
+    const admin = await store.createUser(userAttrs('carol-admin', emails('carol@corp.example')));
+    const index = await load();
+    const events: RevocationEvent[] = [];
+    index.onRevocation((ev) => events.push(ev));
+    const take = (): RevocationEvent[] => events.splice(0);
+    const byEmail = { status: 'active', via: 'email', person: { id: admin.id } };
+    expect(decided(index.findPerson('carol@corp.example'))).toBe(`active:${admin.id}`);
+
+    // Provisioned inactive (as Entra does before assignment): the userName outranks the email.
+    const carol = await store.createUser(userAttrs('Carol@corp.example', { active: false }));
+    expect(decided(index.findPerson('carol@corp.example'))).toBe(`inactive:${carol.id}`);
+    expect(take()).toEqual([{ type: 'person.changed', personId: admin.id }]);
+    expect(index.findPerson('carol@corp.example')).toMatchObject({ via: 'userName' });
+
+    // Renamed away: the email names carol-admin again, which grants and so revokes nothing.
+    await store.updateUser(carol.id, (c) => ({ ...c.attributes, userName: 'carol.old@corp.example' }));
+    expect(take()).toEqual([]);
+    expect(index.findPerson('carol@corp.example')).toMatchObject(byEmail);
+
+    // An existing inactive user renamed to the address: the same as one created with it.
+    await store.updateUser(carol.id, (c) => ({ ...c.attributes, userName: 'CAROL@corp.example' }));
+    expect(take()).toEqual([{ type: 'person.changed', personId: admin.id }]);
+    await store.deleteUser(carol.id);
+    expect(take()).toEqual([{ type: 'person.deleted', personId: carol.id }]);
+    expect(index.findPerson('carol@corp.example')).toMatchObject(byEmail);
+
+    // An active user created with it: the same.
+    const carol2 = await store.createUser(userAttrs('carol@corp.example'));
+    expect(take()).toEqual([{ type: 'person.changed', personId: admin.id }]);
+    expect(decided(index.findPerson('carol@corp.example'))).toBe(`active:${carol2.id}`);
+    await store.deleteUser(carol2.id);
+    take();
+
+    // Another holder of the address: inactive changes nothing; reactivated, the address is ambiguous.
+    const other = await store.createUser(userAttrs('carol.alt', { active: false, ...emails('Carol@Corp.Example') }));
+    expect(take()).toEqual([]);
+    expect(index.findPerson('carol@corp.example')).toMatchObject(byEmail);
+    await store.updateUser(other.id, (c) => ({ ...c.attributes, active: true }));
+    expect(take()).toEqual([{ type: 'person.changed', personId: admin.id }]);
+    expect(index.findPerson('carol@corp.example').status).toBe('ambiguous');
+    await store.updateUser(other.id, (c) => ({ ...c.attributes, active: false }));
+    expect(take()).toEqual([{ type: 'person.deactivated', personId: other.id }]);
+    expect(index.findPerson('carol@corp.example')).toMatchObject(byEmail);
+
+    // Only inactive holders left: refused as deactivated, and said to be by email.
+    await store.updateUser(admin.id, (c) => ({ ...c.attributes, active: false }));
+    expect(take()).toEqual([{ type: 'person.deactivated', personId: admin.id }]);
+    expect(index.findPerson('carol@corp.example')).toMatchObject({ status: 'inactive', via: 'email' });
+    await expectInStep(index, store, ['carol@corp.example']);
   });
 
   it('reports a throwing revocation listener and still calls the others', async () => {
