@@ -49,6 +49,8 @@ export function deniedText(r: DeniedReason): string {
 export function deniedMetricLabel(r: DeniedReason): string | undefined {
   if (r.kind === 'protocol_violation') return undefined;
   if (r.kind === 'token_invalid') return r.code;
+  // One series for a deactivated person, however they were found; the audit tells the two apart.
+  if (r.kind === 'deactivated:email') return 'deactivated';
   return r.kind;
 }
 
