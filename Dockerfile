@@ -20,9 +20,13 @@ RUN npm ci --ignore-scripts --omit=optional --no-audit --no-fund \
  && npm rebuild better-sqlite3
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
+COPY cli ./cli
+COPY server ./server
 COPY proxy ./proxy
-COPY admin ./admin
 COPY scim ./scim
+COPY admin ./admin
+COPY audit ./audit
+COPY lib ./lib
 COPY demo ./demo
 COPY bench ./bench
 RUN npm run build \

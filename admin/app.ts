@@ -2,30 +2,22 @@
 // JSON for every other outcome (never an HTML error page, never internal text).
 import express from 'express';
 import type { Express, NextFunction, Request, Response, Router } from 'express';
+import { stderrLogger, type ErrorLogger } from '../lib/error-logger.js';
 
 export type Readiness = { ok: true } | { ok: false; reason: string };
 
 /** The part of a pino logger the app uses for errors it does not show the client. */
-export interface AdminLogger {
-  error(obj: Record<string, unknown>, msg: string): void;
-}
+export type AdminLogger = ErrorLogger;
 
 export interface AdminAppOptions {
   scim: Router;
-  /** PRODUCT §5: store, JWKS and upstream reachable. */
+  /** docs/design.md §5: store, JWKS and upstream reachable. */
   ready: () => Promise<Readiness>;
   metrics: { contentType: string; render(): Promise<string> };
   /** Mounts further routes (e.g. /admin/sessions) before the final 404. */
   extra?: (app: Express) => void;
   logger?: AdminLogger;
 }
-
-const stderrLogger: AdminLogger = {
-  error(obj, msg) {
-    const err = obj.err instanceof Error ? obj.err.stack ?? obj.err.message : String(obj.err);
-    process.stderr.write(`${msg}: ${err}\n`);
-  },
-};
 
 function sendJson(res: Response, status: number, body: Record<string, unknown>): void {
   res.status(status).type('application/json').send(JSON.stringify(body));

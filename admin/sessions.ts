@@ -1,7 +1,7 @@
-// The admin sessions API (PRODUCT.md §5): list live sessions, end one. Guarded by admin.tokens,
+// The admin sessions API (docs/design.md §5): list live sessions, end one. Guarded by admin.tokens,
 // which are not SCIM tokens (and the reverse); compared in constant time.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { BearerTokens, bearerCredentials } from '../scim/auth.js';
+import { BearerTokens, bearerCredentials } from '../lib/bearer-tokens.js';
 
 /** What the API needs from the session registry (structural: admin does not import the proxy). */
 export interface SessionsPort {

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // The package's bin: runs the compiled CLI (npm install builds dist/ through the prepare script).
-import('../dist/proxy/main.js').then((m) => m.main(process.argv.slice(2)));
+import('../dist/cli/main.js').then((m) => m.main(process.argv.slice(2)));

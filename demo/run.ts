@@ -1,4 +1,4 @@
-// `rolegate demo`: the whole system on one machine with nothing to configure (PRODUCT.md §3). This
+// `rolegate demo`: the whole system on one machine with nothing to configure (docs/design.md §3). This
 // file owns the demo's life: its temp folder, progress and error lines, waiting for Ctrl+C, and the
 // one teardown that stops everything it started and removes the folder, however the demo ends.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -19,7 +19,7 @@ export interface DemoIo {
 }
 
 const PREFIX = 'rolegate demo: ';
-// PRODUCT.md §3: 2 is a usage or configuration error.
+// docs/design.md §3: 2 is a usage or configuration error.
 const EXIT_CONFIG = 2;
 
 /** Runs the demo until `signal` aborts; resolves with the exit code (0 stopped, 1 could not start, 2 bad setting). */

@@ -1,5 +1,6 @@
-// The in-memory directory index the proxy asks at login: which person an identity names (PRODUCT.md
+// The in-memory directory index the proxy asks at login: which person an identity names (docs/design.md
 // §2 step 5) and which groups they are in, in O(1) without I/O, kept in step with every committed write.
+import { Listeners } from '../lib/listeners.js';
 import { foldCase } from './store/derive.js';
 import type { DirectoryChange, DirectorySnapshot, DirectoryStore } from './store/port.js';
 
@@ -103,13 +104,12 @@ export class DirectoryIndex {
   readonly #groups = new Map<string, GroupState>();
   readonly #byName: KeyIndex = new Map();
   readonly #byEmail: KeyIndex = new Map();
-  readonly #listeners = new Set<(ev: RevocationEvent) => void>();
-  readonly #onListenerError: (err: unknown) => void;
+  readonly #listeners: Listeners<RevocationEvent>;
   #memberships = 0;
   #unsubscribe: (() => void) | undefined;
 
   private constructor(opts: DirectoryIndexOptions) {
-    this.#onListenerError = opts.onListenerError ?? (() => {});
+    this.#listeners = new Listeners(opts.onListenerError);
   }
 
   /**
@@ -137,7 +137,7 @@ export class DirectoryIndex {
   }
 
   /**
-   * PRODUCT.md §2 step 5, case-insensitively: the user with that userName, active or not (final);
+   * docs/design.md §2 step 5, case-insensitively: the user with that userName, active or not (final);
    * only when no userName matches, the one active user listing it in emails (several -> ambiguous,
    * none -> an inactive holder, or unknown). A case fold and a few Map lookups, no allocation.
    */
@@ -152,11 +152,7 @@ export class DirectoryIndex {
 
   /** Subscribes to revocation events; returns the unsubscribe function. */
   onRevocation(listener: (ev: RevocationEvent) => void): () => void {
-    const entry = (ev: RevocationEvent): void => listener(ev);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
+    return this.#listeners.add(listener);
   }
 
   stats(): { persons: number; groups: number; memberships: number } {
@@ -376,21 +372,7 @@ export class DirectoryIndex {
       if (this.#activeFor(key) !== before) changed.add(before);
     }
     for (const personId of changed) events.push({ type: 'person.changed', personId });
-    for (const ev of events) this.#emit(ev);
-  }
-
-  #emit(ev: RevocationEvent): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(ev);
-      } catch (err) {
-        try {
-          this.#onListenerError(err);
-        } catch {
-          // A failing reporter must not stop the other listeners.
-        }
-      }
-    }
+    for (const ev of events) this.#listeners.emit(ev);
   }
 }
 

@@ -1,5 +1,5 @@
 // Plain-JSON helpers for untrusted SCIM input: own-property reads, keys that could reach a
-// prototype (SCIM.md D30), and structural equality of canonical values.
+// prototype (docs/scim.md D30), and structural equality of canonical values.
 
 export type JsonObject = { [key: string]: unknown };
 

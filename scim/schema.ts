@@ -100,7 +100,7 @@ export const USER_SCHEMA: SchemaDef = {
   name: 'User',
   description: 'User Account',
   attributes: [
-    // Case-insensitive: userName uniqueness and lookups ignore case (SCIM.md D14).
+    // Case-insensitive: userName uniqueness and lookups ignore case (docs/scim.md D14).
     str('userName', 'Unique identifier for the User, typically used by the user to directly authenticate.', {
       required: true,
       uniqueness: 'server',
@@ -189,7 +189,7 @@ export const GROUP_SCHEMA: SchemaDef = {
   name: 'Group',
   description: 'Group',
   attributes: [
-    // Required and unique case-insensitively (SCIM.md D13): it names the group in role mappings.
+    // Required and unique case-insensitively (docs/scim.md D13): it names the group in role mappings.
     str('displayName', 'A human-readable name for the Group.', { required: true, uniqueness: 'server' }),
     attr('members', 'complex', 'A list of members of the Group.', {
       multiValued: true,
@@ -201,7 +201,7 @@ export const GROUP_SCHEMA: SchemaDef = {
           mutability: 'immutable',
           referenceTypes: ['User'],
         }),
-        // Only Users: nested groups are rejected (SCIM.md D12).
+        // Only Users: nested groups are rejected (docs/scim.md D12).
         str('type', 'A label indicating the type of resource, e.g., "User".', {
           mutability: 'immutable',
           canonicalValues: ['User'],

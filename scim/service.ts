@@ -9,7 +9,7 @@ import type { FilterNode } from './filter/parse.js';
 import { filterNeeds, indexKeyOf } from './filter/plan.js';
 import { jsonEqual } from './json.js';
 import type { GroupMembership, GroupRecord, MemberRef, ScimAttributes, UserRecord } from './model.js';
-import { listResponse, parsePaging } from './paging.js';
+import { listResponse, parsePaging } from './http/paging.js';
 import { applyPatch } from './patch.js';
 import { parseGroupBody, parseProjection, parseUserBody, project, renderGroup, renderUser } from './resource.js';
 import type { Projection } from './resource.js';

@@ -1,11 +1,12 @@
 // Why a token was refused: stable codes for the audit log (`token_invalid:<code>`) and metrics.
 // The client only ever sees the generic 28P01 message; `message` and `cause` are for operators.
+import { CodedError } from '../../lib/coded-error.js';
 
 /** Every reason a token can be refused. Values are stable: dashboards and audit searches use them. */
 export const TokenErrorCode = {
   /** Not a JWS compact JWT nor an RFC 6750 token, or a JWT that does not parse. */
   malformed: 'token_malformed',
-  /** Longer than the 65,530 bytes a password message may carry (PRODUCT.md §2 step 4). */
+  /** Longer than the 65,530 bytes a password message may carry (docs/design.md §2 step 4). */
   tooLong: 'token_too_long',
   /** `alg` outside the configured allow-list (covers `none` and HMAC). */
   algNotAllowed: 'alg_not_allowed',
@@ -39,14 +40,15 @@ export const TokenErrorCode = {
 
 export type TokenErrorCode = (typeof TokenErrorCode)[keyof typeof TokenErrorCode];
 
-/** A refused token. `code` is the stable reason; detail lives in `message` and `cause`, never sent to the client. */
-export class TokenError extends Error {
+/**
+ * A refused token. `code` is the stable reason (audited as `token_invalid:<code>`); detail lives in
+ * `message` and `cause`, never sent to the client, who only learns that authentication failed.
+ */
+export class TokenError extends CodedError<TokenErrorCode> {
   override readonly name = 'TokenError';
-  readonly code: TokenErrorCode;
 
   constructor(code: TokenErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, { ...options, publicMessage: 'token authentication failed' });
   }
 }
 

@@ -9,6 +9,7 @@ import { createBoundedFetch } from './http-fetch.js';
 import { createIntrospector } from './introspection.js';
 import type { Introspector } from './introspection.js';
 import { joseToTokenError, looksLikeJwe, looksLikeJws, verifyJwt } from './jwt.js';
+import { MAX_TOKEN_BYTES } from '../wire/constants.js';
 import { createTokenCache } from './token-cache.js';
 
 export interface TokenVerifierConfig {
@@ -19,7 +20,7 @@ export interface TokenVerifierConfig {
   /** JWS algorithms accepted. `none` and HMAC (HS*) are refused at construction. */
   algorithms: readonly string[];
   clockToleranceSec: number;
-  /** Top-level claim that names the person (PRODUCT.md: `oidc.identityClaim`, default `email`). */
+  /** Top-level claim that names the person (docs/design.md §4: `oidc.identityClaim`, default `email`). */
   identityClaim: string;
   /**
    * With identityClaim `email`, also refuse tokens that do not carry `email_verified: true` (default
@@ -64,14 +65,14 @@ export interface TokenVerifierDeps {
   fetch?: typeof fetch;
 }
 
-/** Longest token accepted: a password message carries at most 65,530 bytes (PRODUCT.md §2 step 4). */
-export const MAX_TOKEN_BYTES = 65_530;
+/** Longest token accepted (docs/design.md §2 step 4); the wire vocabulary defines it with its origin. */
+export { MAX_TOKEN_BYTES };
 
 // RFC 6750 §2.1 b64token: the characters an opaque bearer token may use.
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const HMAC = /^HS\d+$/i;
 const HTTP_TIMEOUT_MS = 5_000;
-// jose refetches the JWKS on an unknown kid at most once per cooldown (PRODUCT.md: once per 30 s) ...
+// jose refetches the JWKS on an unknown kid at most once per cooldown (docs/design.md §2 step 4: once per 30 s) ...
 const JWKS_COOLDOWN_MS = 30_000;
 // ... and otherwise every 10 minutes, so that a key the issuer withdrew stops verifying soon after.
 const JWKS_MAX_AGE_MS = 10 * 60_000;

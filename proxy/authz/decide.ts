@@ -1,6 +1,6 @@
-// The access decision of PRODUCT.md §2 steps 5-6: from a verified identity, the directory's answer,
+// The access decision of docs/design.md §2 steps 5-6: from a verified identity, the directory's answer,
 // the startup `user` and `database`, to one role or a refusal. Pure: no I/O, no clock.
-import type { GroupInfo, PersonMatch } from '../../scim/directory-index.js';
+import type { GroupInfo, PersonMatch } from './directory.js';
 
 /** A `roles` entry as far as the decision is concerned (least privileged first in the config). */
 export interface RoleRule {
@@ -23,7 +23,7 @@ export interface DecisionInput {
 
 /**
  * Why a login is refused; the audit `reason` of a `session.denied` event. The person reasons tell
- * apart what the client sees as one message (PRODUCT.md §2 step 5):
+ * apart what the client sees as one message (docs/design.md §2 step 5):
  * - `not_provisioned`: no user has the identity as userName or in emails.
  * - `ambiguous_identity`: no userName matches and several active users list the address in emails.
  * - `deactivated`: the user with that userName is inactive (final: emails are not consulted).

@@ -2,7 +2,7 @@
 // each direction paused while the other side's write buffer is full, one end reported once.
 import type { Duplex } from 'node:stream';
 
-/** Why the relay stopped (PRODUCT §6 session.end reasons the relay itself can see). */
+/** Why the relay stopped (docs/design.md §6 session.end reasons the relay itself can see). */
 export type RelayEndReason = 'client_exit' | 'upstream_closed' | 'error';
 
 export interface RelayEndInfo {

@@ -1,14 +1,14 @@
 // What a client session needs from the rest of the process; built once by the composition root.
 import type { TokenVerifier } from '../auth/index.js';
-import type { AuditEmit } from '../audit/emitter.js';
+import type { AuditEmit } from '../../audit/emitter.js';
 import type { RoleRule } from '../authz/decide.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
-import type { SessionRegistry } from '../registry.js';
+import type { Logger } from '../../lib/log.js';
+import type { Metrics } from './metrics.js';
+import type { SessionRegistry } from './registry.js';
 import type { ServerTls } from '../tls/server-tls.js';
 import type { UpstreamCredentials, UpstreamTls } from '../upstream/index.js';
 import type { UpstreamPool } from '../upstream/pool.js';
-import type { PersonMatch } from '../../scim/directory-index.js';
+import type { Directory } from '../authz/directory.js';
 
 /** A `roles` entry with its credentials loaded (certificate files read into memory). */
 export interface RoleWithCredentials extends RoleRule {
@@ -38,7 +38,7 @@ export interface SessionDeps {
   /** Undefined only with allowPlaintext (no certificate configured). */
   readonly tls: ServerTls | undefined;
   readonly verifier: Pick<TokenVerifier, 'verify'>;
-  readonly directory: { findPerson(identity: string): PersonMatch };
+  readonly directory: Pick<Directory, 'findPerson'>;
   /** The current roles (replaced on SIGHUP). */
   roles(): readonly RoleWithCredentials[];
   readonly upstream: () => UpstreamTarget;

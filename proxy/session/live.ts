@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { VerifiedToken } from '../auth/index.js';
 import { decideRole, type Decision } from '../authz/decide.js';
-import type { LiveSession, SessionSnapshot } from '../registry.js';
+import type { LiveSession, SessionSnapshot } from './registry.js';
 import { createMessageTap } from '../relay/message-tap.js';
 import { Outstanding } from '../relay/outstanding.js';
 import { relay, type RelayEndReason } from '../relay/pipe.js';
@@ -15,7 +15,7 @@ import { authenticationOk, backendKeyData, errorResponse, parameterStatus, ready
 import { TERMINATE } from '../wire/frontend-writer.js';
 import { BackendType, FrontendType } from '../wire/message-types.js';
 import { SqlState } from '../wire/sqlstate.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../lib/log.js';
 import type { ClientInfo } from './client.js';
 import type { RoleWithCredentials, SessionDeps } from './deps.js';
 import { END_MESSAGE, type EndByProxy, type SessionEndReason } from './reasons.js';

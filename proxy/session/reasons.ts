@@ -5,10 +5,10 @@ import type { DenyReason } from '../authz/decide.js';
 /** Why rolegate (not the client or the upstream) ends a live session; each has a client-facing 57P01 text. */
 export type EndByProxy = 'revoked' | 'token_expired' | 'admin_kill' | 'shutdown' | 'max_duration' | 'idle_timeout';
 
-/** Every `session.end` reason (PRODUCT.md §6): the relay's own, and rolegate's. */
+/** Every `session.end` reason (docs/design.md §6): the relay's own, and rolegate's. */
 export type SessionEndReason = 'client_exit' | 'upstream_closed' | 'error' | EndByProxy;
 
-/** The client-facing text of each end rolegate causes (FATAL 57P01, PRODUCT.md §2 step 9). */
+/** The client-facing text of each end rolegate causes (FATAL 57P01, docs/design.md §2 step 9). */
 export const END_MESSAGE: Readonly<Record<EndByProxy, string>> = {
   revoked: 'access revoked',
   token_expired: 'token expired',

@@ -1,13 +1,13 @@
-// Ends live sessions whose access a directory change took away (PRODUCT.md §2 step 9): every
+// Ends live sessions whose access a directory change took away (docs/design.md §2 step 9): every
 // affected session decides again against the updated directory; the ones refused end with 57P01.
 import { performance } from 'node:perf_hooks';
-import type { DirectoryIndex } from '../../scim/directory-index.js';
-import type { Metrics } from '../metrics.js';
-import type { SessionRegistry } from '../registry.js';
+import type { Directory } from '../authz/directory.js';
+import type { Metrics } from './metrics.js';
+import type { SessionRegistry } from './registry.js';
 
 /** Subscribes to the index's revocation events; returns the unsubscribe function. */
-export function followRevocations(index: Pick<DirectoryIndex, 'onRevocation'>, registry: SessionRegistry, metrics: Metrics): () => void {
-  return index.onRevocation((ev) => {
+export function followRevocations(directory: Pick<Directory, 'onRevocation'>, registry: SessionRegistry, metrics: Metrics): () => void {
+  return directory.onRevocation((ev) => {
     const t0 = performance.now();
     const persons = 'personId' in ev ? [ev.personId] : ev.personIds;
     let ended = 0;

@@ -1,4 +1,4 @@
-// One client connection from accept to close (PRODUCT.md §2): encryption negotiation, startup, the
+// One client connection from accept to close (docs/design.md §2): encryption negotiation, startup, the
 // token, the decision, the upstream login, then the live session. Until it is live, every way the
 // connection ends goes through `disconnect` with a typed reason (pgbouncer's disconnect_client): one
 // log line each, and refusals audited; after that, the live session's own end path takes over.

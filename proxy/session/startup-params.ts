@@ -1,4 +1,4 @@
-// Which client startup parameters reach the upstream (PRODUCT.md §2 step 7): an allow-list, and
+// Which client startup parameters reach the upstream (docs/design.md §2 step 7): an allow-list, and
 // `options` only for `-c name=value` settings named in proxy.allowedOptions. Everything else that
 // could change who the session is (user, replication, role settings) never passes.
 

@@ -1,4 +1,5 @@
 // Upstream login/cancel failures: stable codes, client-safe one-line messages, detail only in `cause`.
+import { CodedError } from '../../lib/coded-error.js';
 
 /** Stable failure codes of the upstream side. */
 export const UpstreamErrorCode = {
@@ -12,7 +13,7 @@ export const UpstreamErrorCode = {
 } as const;
 export type UpstreamErrorCode = (typeof UpstreamErrorCode)[keyof typeof UpstreamErrorCode];
 
-// What the client may read (PRODUCT.md §2 step 7: FATAL 08006, one line, no upstream internals).
+// What the client may read (docs/design.md §2 step 7: FATAL 08006, one line, no upstream internals).
 // Server text, host names and certificate details stay in `cause`, which only the log sees.
 const PUBLIC_MESSAGES: Readonly<Record<UpstreamErrorCode, string>> = {
   UPSTREAM_UNREACHABLE: 'upstream database unavailable',
@@ -24,19 +25,14 @@ const PUBLIC_MESSAGES: Readonly<Record<UpstreamErrorCode, string>> = {
   UPSTREAM_ABORTED: 'upstream login cancelled',
 };
 
-/** A failure to reach, secure, or log in to the upstream database. */
-export class UpstreamError extends Error {
+/** A failure to reach, secure, or log in to the upstream database; `publicMessage` is one line for the client. */
+export class UpstreamError extends CodedError<UpstreamErrorCode> {
   override readonly name = 'UpstreamError';
-  readonly code: UpstreamErrorCode;
-  /** One line, safe to send to the client. */
-  readonly publicMessage: string;
   /** The server's SQLSTATE when it answered with an ErrorResponse. */
   readonly sqlstate: string | undefined;
 
   constructor(code: UpstreamErrorCode, detail: string, opts: { cause?: unknown; sqlstate?: string } = {}) {
-    super(`${code}: ${detail}`, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.code = code;
-    this.publicMessage = PUBLIC_MESSAGES[code];
+    super(code, `${code}: ${detail}`, { cause: opts.cause, publicMessage: PUBLIC_MESSAGES[code] });
     this.sqlstate = opts.sqlstate;
   }
 }

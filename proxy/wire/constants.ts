@@ -30,7 +30,7 @@ export const CANCEL_KEY_LENGTH_3_0 = 4;
  */
 export const MAX_CANCEL_KEY_LENGTH = 256;
 
-/** PRODUCT §2.4: tokens up to 65,530 bytes. */
+/** docs/design.md §2 step 4: tokens up to 65,530 bytes. */
 export const MAX_TOKEN_BYTES = 65530;
 /**
  * A PasswordMessage body is the token plus its NUL. 65,531 + the length word = 65,535, which is also

@@ -45,7 +45,7 @@ export type FrontendMessage =
   | { readonly kind: 'malformed'; readonly type: number };
 
 export interface FrontendDecodeOptions {
-  /** Return Bind parameter values (PRODUCT §6 `audit.parameters`); off by default. */
+  /** Return Bind parameter values (docs/design.md §6 `audit.parameters`); off by default. */
   readonly bindValues?: boolean;
 }
 

@@ -2,7 +2,7 @@
 // src/backend/utils/errcodes.txt). Keys are the condition names in camelCase.
 
 export const SqlState = {
-  /** too_many_connections: over `proxy.maxConnections` (PRODUCT §2.1). */
+  /** too_many_connections: over `proxy.maxConnections` (docs/design.md §2 step 1). */
   tooManyConnections: '53300',
   /** protocol_violation: malformed or out-of-order frontend messages. */
   protocolViolation: '08P01',

@@ -1,5 +1,6 @@
 // Protocol errors found while reading client bytes: a stable code, the SQLSTATE and a message that is
 // safe to send back in a FATAL ErrorResponse (it names the fault, never echoes the peer's bytes).
+import { CodedError } from '../../lib/coded-error.js';
 import { SqlState } from './sqlstate.js';
 
 export const WireErrorCode = {
@@ -19,14 +20,12 @@ export const WireErrorCode = {
 export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];
 
 /** A protocol error whose `code`, `sqlstate` and `message` may be sent to the client. */
-export class WireError extends Error {
-  readonly code: WireErrorCode;
+export class WireError extends CodedError<WireErrorCode> {
+  override readonly name = 'WireError';
   readonly sqlstate: SqlState;
 
   constructor(code: WireErrorCode, message: string, sqlstate: SqlState = SqlState.protocolViolation) {
-    super(message);
-    this.name = 'WireError';
-    this.code = code;
+    super(code, message);
     this.sqlstate = sqlstate;
   }
 }

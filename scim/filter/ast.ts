@@ -41,7 +41,7 @@ export interface CompareNode {
 
 /**
  * `emails[type eq "work"]`: some element of `path` satisfies `filter`, whose leaves are relative
- * to the element. `emails[type eq "work"].value eq "x"` (SCIM.md D16) parses to the same node with
+ * to the element. `emails[type eq "work"].value eq "x"` (docs/scim.md D16) parses to the same node with
  * the trailing comparison added to `filter` as a conjunct.
  */
 export interface ValuePathNode {

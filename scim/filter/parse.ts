@@ -1,4 +1,4 @@
-// The SCIM filter parser (RFC 7644 §3.4.2.2 plus SCIM.md D15/D16): recursive descent over tokens
+// The SCIM filter parser (RFC 7644 §3.4.2.2 plus docs/scim.md D15/D16): recursive descent over tokens
 // with precedence not > and > or, type-checked against the schema, bounded in length and depth.
 import { AttributePathError, leafDef, parseAttributePath, parseSubAttribute, quote } from '../attribute-path.js';
 import type { AttributePath } from '../attribute-path.js';

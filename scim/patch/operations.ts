@@ -1,5 +1,5 @@
 // The semantics of one PATCH operation (RFC 7644 §3.5.2.1-3) on a Draft, with the interop rules
-// of SCIM.md: D7 (add ≡ replace on single values, dotted/URN keys), D8-D10, D12, D28, D30.
+// of docs/scim.md: D7 (add ≡ replace on single values, dotted/URN keys), D8-D10, D12, D28, D30.
 import { AttributePathError, extensionOf, parseAttributePath } from '../attribute-path.js';
 import type { AttributePath } from '../attribute-path.js';
 import { badRequest, ScimType } from '../errors.js';

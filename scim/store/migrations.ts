@@ -115,7 +115,7 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (group_id, user_id)
       )`,
       `CREATE INDEX rg_members_user_id ON rg_members (user_id)`,
-      // The seam for cross-instance fan-out (PRODUCT.md §8): every committed write appends its batch of
+      // The seam for cross-instance fan-out (docs/design.md §8): every committed write appends its batch of
       // DirectoryChanges here and sends NOTIFY rolegate_directory with the row's seq. Writes hold one
       // transaction-scoped advisory lock, so seq order is commit order: a row with a lower seq never
       // becomes visible after one with a higher seq. A follower can LISTEN, then read `WHERE seq > last`

@@ -1,4 +1,4 @@
-// Options shared by both store adapters: the injectable clock and id source (STYLE.md 7).
+// Options shared by both store adapters: the injectable clock and id source (docs/style.md 7).
 import { randomUUID } from 'node:crypto';
 
 export interface StoreOptions {

@@ -1,5 +1,6 @@
 // Operator-facing errors of the directory store: a stable `code` for scripts and a message that never
 // carries the store URL (it may hold a password).
+import { CodedError } from '../../lib/coded-error.js';
 
 export const StoreErrorCode = {
   /** `directory.store` is neither `sqlite:PATH` nor a `postgres://` / `postgresql://` URL. */
@@ -10,12 +11,10 @@ export const StoreErrorCode = {
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 
 /** A store failure an operator can act on; `cause` keeps the driver's error for the log. */
-export class StoreError extends Error {
-  readonly code: StoreErrorCode;
+export class StoreError extends CodedError<StoreErrorCode> {
+  override readonly name = 'StoreError';
 
   constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StoreError';
-    this.code = code;
+    super(code, message, options);
   }
 }

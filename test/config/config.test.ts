@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfigText, type ConfigResult } from '../../proxy/config/load.js';
+import { parseConfigText, type ConfigResult } from '../../server/config/load.js';
 
-// The PRODUCT.md §4 example, verbatim apart from the commented-out line.
+// The docs/design.md §4 example, verbatim apart from the commented-out line.
 const EXAMPLE = `
 proxy:
   listen: 0.0.0.0:6432
@@ -74,7 +74,7 @@ function problems(r: ConfigResult): string[] {
 }
 
 describe('config file', () => {
-  it('accepts the PRODUCT.md example, expands ${ENV}, converts durations and resolves paths', () => {
+  it('accepts the docs/design.md §4 example, expands ${ENV}, converts durations and resolves paths', () => {
     const r = parseConfigText(EXAMPLE, ENV, '/etc/rolegate');
     expect(problems(r)).toEqual([]);
     if (!r.ok) return;

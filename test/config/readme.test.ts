@@ -2,7 +2,7 @@
 // its troubleshooting table every message rolegate sends to clients.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configKeyPaths } from '../../proxy/config/key-paths.js';
+import { configKeyPaths } from '../../server/config/key-paths.js';
 import { END_MESSAGE } from '../../proxy/session/reasons.js';
 import { UpstreamError, UpstreamErrorCode } from '../../proxy/upstream/index.js';
 

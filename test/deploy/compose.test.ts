@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { startLocalPostgres, type LocalPostgres } from '../../demo/local-postgres.js';
-import { loadConfigFile, parseConfigText } from '../../proxy/config/load.js';
-import type { Config } from '../../proxy/config/schema.js';
+import { loadConfigFile, parseConfigText } from '../../server/config/load.js';
+import type { Config } from '../../server/config/schema.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import {
@@ -445,7 +445,7 @@ describe('Dockerfile and .dockerignore', () => {
   });
 
   it('keeps secrets, keys and local state out of the build context', () => {
-    for (const path of ['deploy/.env', 'deploy/certs/ca/ca.key', 'deploy/certs/rolegate/gateway.key', '.env', 'node_modules/pg/package.json', 'dist/proxy/main.js', '.git/config', 'test/deploy/compose.test.ts', 'proxy/x.test.ts']) {
+    for (const path of ['deploy/.env', 'deploy/certs/ca/ca.key', 'deploy/certs/rolegate/gateway.key', '.env', 'node_modules/pg/package.json', 'dist/cli/main.js', '.git/config', 'test/deploy/compose.test.ts', 'proxy/x.test.ts']) {
       expect(dockerContextIncludes(dockerignore, path), path).toBe(false);
     }
   });

@@ -58,7 +58,7 @@ export function composeVariables(doc: unknown): VarRef[] {
   return out;
 }
 
-/** `${NAME}` references the way rolegate expands them (PRODUCT.md §4). */
+/** `${NAME}` references the way rolegate expands them (docs/design.md §4). */
 export function configVariables(text: string): string[] {
   return [...new Set([...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]!))].sort();
 }

@@ -1,4 +1,4 @@
-// Login path under hostile input (STYLE.md "do not trust the wire"): random, truncated, oversized
+// Login path under hostile input (docs/style.md 4 "do not trust the wire"): random, truncated, oversized
 // and split frames in every state before the relay (before SSLRequest, inside TLS before the
 // StartupMessage, after the password request), each over its own real connection. The proxy must
 // not crash, must end every connection, must leak no connection slot, and must keep serving a

@@ -1,4 +1,4 @@
-// Who a token names when userName and emails disagree (PRODUCT.md §2 step 5), through the whole stack:
+// Who a token names when userName and emails disagree (docs/design.md §2 step 5), through the whole stack:
 // a userName match is final, active or not, and a session found by email is re-checked when a
 // userName takes the address.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Login path, the listener's limits (PRODUCT.md §2 step 1): proxy.maxConnections answers the next
+// Login path, the listener's limits (docs/design.md §2 step 1): proxy.maxConnections answers the next
 // login with FATAL 53300 once TLS is up, and proxy.loginTimeout ends a client that stalls anywhere
 // before the login completes.
 import pg from 'pg';

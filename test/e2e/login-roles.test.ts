@@ -1,4 +1,4 @@
-// Login path, who becomes which role (PRODUCT.md §2 steps 5-7): default and requested roles with pg,
+// Login path, who becomes which role (docs/design.md §2 steps 5-7): default and requested roles with pg,
 // postgres.js and psql, the certificate role, every 28000 refusal with its exact text and audit
 // reason, and the startup parameters that reach (or may not reach) the upstream.
 import type pg from 'pg';

@@ -1,4 +1,4 @@
-// Login path, the token (PRODUCT.md §2 step 4): every way a token fails gives the client the same
+// Login path, the token (docs/design.md §2 step 4): every way a token fails gives the client the same
 // FATAL 28P01 `token authentication failed for user "<user>"`, the audit log alone says why
 // (`token_invalid:<code>`), and no log line ever contains the token.
 import { createHmac, createPublicKey } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Login path, before the token (PRODUCT.md §2 steps 2-3): TLS required, GSSENCRequest refused then
+// Login path, before the token (docs/design.md §2 steps 2-3): TLS required, GSSENCRequest refused then
 // SSLRequest, PostgreSQL 17 direct TLS with and without ALPN, NegotiateProtocolVersion, malformed
 // startups, a query pipelined behind the password, and bytes smuggled in before the TLS answer
 // (CVE-2021-23214 class), all over real sockets.

@@ -1,4 +1,4 @@
-// Login path, the upstream (PRODUCT.md §2 step 7): when the database refuses the TCP connection, or
+// Login path, the upstream (docs/design.md §2 step 7): when the database refuses the TCP connection, or
 // accepts it and never answers, a client with a valid token gets FATAL 08006 with one line that names
 // no host, port or socket error; the detail goes to the log and the audit reason only.
 import { createServer, type Server, type Socket } from 'node:net';

@@ -1,4 +1,4 @@
-// The Prometheus metrics of PRODUCT.md §5, scraped from the real /metrics endpoint, move as an
+// The Prometheus metrics of docs/design.md §5, scraped from the real /metrics endpoint, move as an
 // operator reading a dashboard would expect: logins by outcome, refusals by reason, statements,
 // bytes, revocations with their latency, upstream connect time, SCIM requests, active sessions.
 import pg from 'pg';

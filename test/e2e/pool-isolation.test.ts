@@ -1,4 +1,4 @@
-// The pool is a security boundary (PRODUCT.md §2 step 7, Pool): a first person drives raw frontend
+// The pool is a security boundary (docs/design.md §2 step 7, Pool): a first person drives raw frontend
 // frames and says goodbye while something is still outstanding (pipelined queries, a Parse error
 // without Sync, an extended pipeline, a transaction, a COPY); a second person with the same role,
 // database and settings then logs in and must see only their own results and a clean session.

@@ -1,4 +1,4 @@
-// Query cancellation through rolegate (PRODUCT.md §2 steps 2 and 8): a CancelRequest carrying the
+// Query cancellation through rolegate (docs/design.md §2 steps 2 and 8): a CancelRequest carrying the
 // rolegate-issued key reaches the session's upstream backend, from psql (Ctrl+C) and from pg; a
 // wrong key does nothing, like PostgreSQL.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';

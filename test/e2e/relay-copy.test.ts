@@ -1,4 +1,4 @@
-// COPY through the relay (PRODUCT.md §2 step 8): psql's COPY FROM STDIN / TO STDOUT and postgres.js's
+// COPY through the relay (docs/design.md §2 step 8): psql's COPY FROM STDIN / TO STDOUT and postgres.js's
 // copy streams, with the data checked byte for byte on the way in and out.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The relay carries every protocol feature unchanged (PRODUCT.md §2 step 8): extended protocol with
+// The relay carries every protocol feature unchanged (docs/design.md §2 step 8): extended protocol with
 // binary parameters and results, postgres.js pipelining, LISTEN/NOTIFY between two proxied sessions,
 // errors inside a transaction, and the registry's view of live sessions.
 import { createHash } from 'node:crypto';

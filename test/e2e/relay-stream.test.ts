@@ -1,5 +1,5 @@
-// Large results stream through the relay with backpressure and bounded memory (PRODUCT.md §2 step 8,
-// STYLE.md §5), the byte counters follow them, and a client that vanishes mid-result takes its
+// Large results stream through the relay with backpressure and bounded memory (docs/design.md §2 step 8,
+// docs/style.md 5), the byte counters follow them, and a client that vanishes mid-result takes its
 // upstream backend with it while other sessions carry on.
 import { spawn } from 'node:child_process';
 import pg from 'pg';
@@ -38,7 +38,7 @@ async function psql(user: string, token: string, args: string[], app: string, on
 }
 
 async function bytesTotal(direction: 'in' | 'out'): Promise<number> {
-  const m = await stack.server.metrics.bytes.get();
+  const m = await stack.server.metrics.proxy.bytes.get();
   return m.values.find((v) => v.labels.direction === direction)?.value ?? 0;
 }
 

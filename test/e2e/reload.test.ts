@@ -1,4 +1,4 @@
-// Configuration reload (PRODUCT.md §3: SIGHUP reloads roles, certificates and tokens), in-process:
+// Configuration reload (docs/design.md §3: SIGHUP reloads roles, certificates and tokens), in-process:
 // live sessions are decided again under the new roles, SCIM and admin tokens rotate at once, new
 // connections get the new proxy certificate while live ones keep theirs, and a reload that cannot
 // be read leaves the running configuration whole. The SIGHUP wiring itself is in cli/serve.test.ts.

@@ -1,4 +1,4 @@
-// A directory change that commits while the upstream login is in flight (PRODUCT.md §2 step 7): the
+// A directory change that commits while the upstream login is in flight (docs/design.md §2 step 7): the
 // session is subject to revocation from the moment it is decided, so the client never runs a query.
 // The database sits behind a TCP hop that holds back its first bytes, which makes the login slow.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

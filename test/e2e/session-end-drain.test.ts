@@ -1,4 +1,4 @@
-// Shutdown drain (PRODUCT.md §3 `serve`: SIGTERM drains): `close()` stops accepting at once, lets
+// Shutdown drain (docs/design.md §3 `serve`: SIGTERM drains): `close()` stops accepting at once, lets
 // sessions finish for proxy.drainTimeout (1 s in the test stack), then ends the rest with FATAL 57P01
 // "server shutting down". Runs last in its own stack, since it closes the server.
 import { connect as tcpConnect } from 'node:net';
@@ -78,7 +78,7 @@ describe('drain on close()', () => {
     expect(endReason(busy.sessionId)).toBe('shutdown');
     expect(endReason(leaving.sessionId)).toBe('client_exit');
     expect(stack.server.registry.size).toBe(0);
-    expect((await stack.server.metrics.sessionsActive.get()).values[0]?.value).toBe(0);
+    expect((await stack.server.metrics.proxy.sessionsActive.get()).values[0]?.value).toBe(0);
     // The running statement was cancelled and the backends left with the sessions.
     await waitFor(async () => (await superuserQuery(`select 1 from pg_stat_activity where application_name like 'drain-%'`)).rowCount === 0);
     // close() is idempotent and the listener stays closed.

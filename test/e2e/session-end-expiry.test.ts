@@ -1,4 +1,4 @@
-// Token expiry (PRODUCT.md §2 step 9, §4 session.endAtTokenExpiry): by default a session ends with
+// Token expiry (docs/design.md §2 step 9, §4 session.endAtTokenExpiry): by default a session ends with
 // FATAL 57P01 "token expired" when the token it logged in with expires; with the switch off it lives on.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

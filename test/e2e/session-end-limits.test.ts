@@ -1,4 +1,4 @@
-// Session limits (PRODUCT.md §2 step 9, §4 session.*): `session.idleTimeout` ends a session that sat
+// Session limits (docs/design.md §2 step 9, §4 session.*): `session.idleTimeout` ends a session that sat
 // idle, `session.maxDuration` one that lived too long, each with FATAL 57P01 and its own audit reason.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Revocation (PRODUCT.md §2 step 9): a SCIM change that takes a person's access away ends their live
+// Revocation (docs/design.md §2 step 9): a SCIM change that takes a person's access away ends their live
 // sessions with FATAL 57P01 "access revoked" within 1 s; other people's sessions, and a person who
 // keeps another granting group, are unaffected; audit and metrics record each end.
 import pg from 'pg';

@@ -1,4 +1,4 @@
-// Ends the client or the upstream causes (PRODUCT.md §2 step 9): the upstream backend terminated
+// Ends the client or the upstream causes (docs/design.md §2 step 9): the upstream backend terminated
 // under a live session (the client reads PostgreSQL's own 57P01), and the ways a client leaves, each
 // audited once with the right reason and leaving no backend behind.
 import { execFile } from 'node:child_process';

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/rolegate.js', import.meta.url));
-const BUILT = fileURLToPath(new URL('../../dist/proxy/main.js', import.meta.url));
+const BUILT = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 function assertBuilt(): void {
   if (!existsSync(BUILT)) throw new Error('dist/ is missing: run `npm run build` (npm test does it)');

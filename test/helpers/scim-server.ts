@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminApp } from '../../admin/app.js';
 import type { DirectoryAuditEvent } from '../../scim/audit-port.js';
-import { createScimRouter } from '../../scim/router.js';
+import { createScimRouter } from '../../scim/http/router.js';
 import { ScimService } from '../../scim/service.js';
 import { openStore } from '../../scim/store/open.js';
 import type { DirectoryStore } from '../../scim/store/port.js';

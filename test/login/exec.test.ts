@@ -2,7 +2,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXEC_EXIT, execWithToken } from '../../proxy/cli/login/exec.js';
+import { EXEC_EXIT, execWithToken } from '../../cli/login/exec.js';
 import { tempDir } from '../helpers/tmp.js';
 import type { TempDir } from '../helpers/tmp.js';
 

@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createBoundedFetch } from '../../proxy/auth/http-fetch.js';
 import type { BoundedFetch } from '../../proxy/auth/http-fetch.js';
-import { deviceFlow } from '../../proxy/cli/login/device-flow.js';
-import { LoginError, LoginErrorCode } from '../../proxy/cli/login/errors.js';
-import { connectIssuer } from '../../proxy/cli/login/grants.js';
+import { deviceFlow } from '../../cli/login/device-flow.js';
+import { LoginError, LoginErrorCode } from '../../cli/login/errors.js';
+import { connectIssuer } from '../../cli/login/grants.js';
 
 type Answer = { status: number; body: Record<string, unknown> };
 

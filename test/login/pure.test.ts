@@ -2,8 +2,8 @@
 // turned into one line without secrets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LoginError, LoginErrorCode, peerText, toLoginError } from '../../proxy/cli/login/errors.js';
-import { audienceParams, grantParams } from '../../proxy/cli/login/grants.js';
+import { LoginError, LoginErrorCode, peerText, toLoginError } from '../../cli/login/errors.js';
+import { audienceParams, grantParams } from '../../cli/login/grants.js';
 
 describe('audienceParams', () => {
   it.each([

@@ -2,9 +2,9 @@
 // client, `runLogin` in-process with its output captured, and a person denying a device code.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runLogin } from '../../proxy/cli/login.js';
-import type { LoginIo } from '../../proxy/cli/login.js';
-import type { LoginArgs } from '../../proxy/cli/args.js';
+import { runLogin } from '../../cli/login.js';
+import type { LoginIo } from '../../cli/login.js';
+import type { LoginArgs } from '../../cli/args.js';
 import type { BoundedFetch } from '../../proxy/auth/http-fetch.js';
 import { startTestIssuer } from '../auth/issuer-fixture.js';
 import type { TestIssuer } from '../auth/issuer-fixture.js';

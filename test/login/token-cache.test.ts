@@ -3,9 +3,9 @@ import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from '
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LoginError } from '../../proxy/cli/login/errors.js';
-import { cacheFileName, FRESHNESS_MARGIN_SEC, isFresh, TokenCache } from '../../proxy/cli/login/token-cache.js';
-import type { CacheKey } from '../../proxy/cli/login/token-cache.js';
+import { LoginError } from '../../cli/login/errors.js';
+import { cacheFileName, FRESHNESS_MARGIN_SEC, isFresh, TokenCache } from '../../cli/login/token-cache.js';
+import type { CacheKey } from '../../cli/login/token-cache.js';
 import { tempDir } from '../helpers/tmp.js';
 import type { TempDir } from '../helpers/tmp.js';
 

@@ -38,7 +38,7 @@ describe('schemas (RFC 7643 §8.7.1)', () => {
     expect(def(ENTERPRISE_USER_SCHEMA.attributes, 'manager').subAttributes?.map((a) => a.name)).toEqual(['value', '$ref', 'displayName']);
   });
 
-  it('pins the case rules of SCIM.md', () => {
+  it('pins the case rules of docs/scim.md', () => {
     expect(def(USER_SCHEMA.attributes, 'userName')).toMatchObject({ caseExact: false, required: true, uniqueness: 'server' });
     expect(def(GROUP_SCHEMA.attributes, 'displayName')).toMatchObject({ caseExact: false, required: true });
     expect(def(def(USER_SCHEMA.attributes, 'emails').subAttributes ?? [], 'value').caseExact).toBe(false);

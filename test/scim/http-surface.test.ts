@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scimJsonBody } from '../../scim/body.js';
+import { scimJsonBody } from '../../scim/http/body.js';
 import type { ScimError } from '../../scim/errors.js';
 import { waitFor } from '../helpers/wait.js';
 import {

@@ -3,10 +3,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { summarizeChange } from '../../scim/audit-summary.js';
-import { bearerCredentials, tokenMatcher } from '../../scim/auth.js';
-import { jsonDepthExceeds } from '../../scim/body.js';
+import { bearerCredentials, tokenMatcher } from '../../lib/bearer-tokens.js';
+import { jsonDepthExceeds } from '../../scim/http/body.js';
 import { ScimError } from '../../scim/errors.js';
-import { DEFAULT_COUNT, parsePaging } from '../../scim/paging.js';
+import { DEFAULT_COUNT, parsePaging } from '../../scim/http/paging.js';
 
 describe('parsePaging (RFC 7644 §3.4.2.4, D17)', () => {
   const ok: [string | undefined, string | undefined, number, number][] = [

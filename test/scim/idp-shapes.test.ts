@@ -1,4 +1,4 @@
-// Okta and Microsoft Entra ID request shapes, verbatim as those IdPs send them (SCIM.md), over real
+// Okta and Microsoft Entra ID request shapes, verbatim as those IdPs send them (docs/scim.md), over real
 // HTTP against both stores.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENTERPRISE_URN, GROUP_URN, PATCH_OP, STORE_KINDS, USER_URN, assertScimError, scimClient, startScimServer } from '../helpers/scim-server.js';

@@ -18,7 +18,7 @@ function expectScimError(err: unknown, status: number, scimType?: string): ScimE
   const e = err as ScimError;
   expect(e.status).toBe(status);
   expect(e.scimType).toBe(scimType);
-  // Internal text never reaches the peer (STYLE.md 3).
+  // Internal text never reaches the peer (docs/style.md 3).
   expect(e.detail).not.toMatch(/constraint|rg_|sqlite|SQL|duplicate key/i);
   return e;
 }

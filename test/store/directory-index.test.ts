@@ -1,4 +1,4 @@
-// The in-memory directory index over both real stores: the person rule (PRODUCT.md §2.5), staying in
+// The in-memory directory index over both real stores: the person rule (docs/design.md §2 step 5), staying in
 // step with committed writes, revocation events, the load race, and the lookup cost.
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// `${NAME}` in any config value is replaced by the environment variable NAME (PRODUCT.md §4).
+// `${NAME}` in any config value is replaced by the environment variable NAME (docs/design.md §4).
 // A missing variable is a config error that names the key path, never a silent empty string.
 
 export interface ExpandProblem {

@@ -1,29 +1,31 @@
-// `rolegate serve`: builds every long-lived part from a validated config and starts the proxy and
-// admin listeners. The composition root (main.ts) owns process concerns (env, signals, exit codes);
-// this file owns the wiring and the orderly shutdown.
+// The composition root of `rolegate serve`: from a validated config it builds the store, the
+// directory index, the token verifier, the session registry and pool, the proxy and admin listeners,
+// and plugs the directory into the data path's port. It owns the reload (SIGHUP) and the orderly
+// shutdown (SIGTERM drain); the process itself (argv, env, signals, exit codes) is cli/serve.ts's.
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { connect, type AddressInfo } from 'node:net';
 import { createAdminApp } from '../admin/app.js';
 import { createSessionsRouter } from '../admin/sessions.js';
+import { createAuditEmitter } from '../audit/emitter.js';
+import { BearerTokens } from '../lib/bearer-tokens.js';
+import type { Logger } from '../lib/log.js';
+import { createTokenVerifier } from '../proxy/auth/index.js';
+import type { Directory } from '../proxy/authz/directory.js';
+import { ProxyListener } from '../proxy/listener.js';
+import type { SessionDeps } from '../proxy/session/deps.js';
+import { SessionRegistry } from '../proxy/session/registry.js';
+import { followRevocations, recheckAll } from '../proxy/session/revocation.js';
+import { ServerTls, readKeyPair } from '../proxy/tls/server-tls.js';
+import { UpstreamPool } from '../proxy/upstream/pool.js';
 import { DirectoryIndex } from '../scim/directory-index.js';
-import { BearerTokens } from '../scim/auth.js';
-import { createScimRouter } from '../scim/router.js';
+import { createScimRouter } from '../scim/http/router.js';
 import { ScimService } from '../scim/service.js';
 import { openStore } from '../scim/store/open.js';
 import type { DirectoryStore } from '../scim/store/port.js';
-import { createAuditEmitter } from './audit/emitter.js';
-import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
+import { startAdminListener } from './admin-listener.js';
 import type { Config } from './config/schema.js';
-import { ProxyListener } from './listener.js';
-import type { Logger } from './log.js';
-import { createMetrics, type Metrics } from './metrics.js';
-import { SessionRegistry } from './registry.js';
-import type { RoleWithCredentials, SessionDeps, UpstreamTarget } from './session/deps.js';
-import { followRevocations, recheckAll } from './session/revocation.js';
-import { ServerTls, readKeyPair } from './tls/server-tls.js';
-import { UpstreamPool } from './upstream/pool.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import { readiness, tcpReachable } from './readiness.js';
+import { loadRoles, upstreamTarget } from './runtime.js';
 
 export interface RunningServer {
   readonly proxy: { host: string; port: number };
@@ -31,8 +33,8 @@ export interface RunningServer {
   readonly store: DirectoryStore;
   readonly directory: DirectoryIndex;
   readonly registry: SessionRegistry;
-  readonly metrics: Metrics;
-  /** SIGHUP: roles and their credentials, certificates; live sessions are re-decided. */
+  readonly metrics: ServerMetrics;
+  /** SIGHUP: roles and their credentials, certificates, tokens; live sessions are re-decided. */
   reload(config: Readonly<Config>): Promise<void>;
   /** Stops accepting, drains sessions (proxy.drainTimeout), closes listeners and the store. Idempotent. */
   close(): Promise<void>;
@@ -48,7 +50,7 @@ export interface ServeDeps {
 /** Starts rolegate from `config`; rejects (after cleaning up) when a listener or the store cannot start. */
 export async function startServer(config: Readonly<Config>, deps: ServeDeps): Promise<RunningServer> {
   const { logger } = deps;
-  const metrics = createMetrics();
+  const metrics = createServerMetrics();
   const audit = createAuditEmitter({ logger, instance: deps.instance });
   const store = await openStore(config.directory.store, {
     onListenerError: (err) => logger.error({ err }, 'directory change listener failed'),
@@ -57,9 +59,11 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
   // Each part registers its cleanup as it starts; shutdown runs them newest first.
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   try {
-    const directory = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
-    cleanups.push(async () => directory.close());
-    logger.info({ store: store.kind, ...directory.stats() }, 'directory loaded');
+    const index = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
+    cleanups.push(async () => index.close());
+    logger.info({ store: store.kind, ...index.stats() }, 'directory loaded');
+    // The data path sees the index only through its own port.
+    const directory: Directory = index;
 
     const verifier = createTokenVerifier({
       issuer: config.oidc.issuer,
@@ -81,7 +85,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       ? new UpstreamPool({ maxIdle: config.upstream.pool.idle, idleTimeoutMs: config.upstream.pool.idleTimeout })
       : undefined;
     if (pool) cleanups.push(async () => pool.close());
-    const unfollow = followRevocations(directory, registry, metrics);
+    const unfollow = followRevocations(directory, registry, metrics.proxy);
     cleanups.push(async () => unfollow());
 
     const sessionDeps: SessionDeps = {
@@ -101,7 +105,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       ...(pool ? { pool } : {}),
       registry,
       audit,
-      metrics,
+      metrics: metrics.proxy,
       logger,
       instance: deps.instance,
       now: deps.now ?? Date.now,
@@ -119,7 +123,11 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     });
     const app = createAdminApp({
       scim,
-      ready: () => readiness(store, verifier, () => upstream, logger),
+      ready: () => readiness([
+        ['directory store unreachable', () => store.ping()],
+        ['identity provider keys unreachable', () => verifier.ready()],
+        ['upstream database unreachable', () => tcpReachable(upstream.host, upstream.port, 3_000)],
+      ], logger),
       metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       logger,
       extra: (a) => {
@@ -137,16 +145,13 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       },
     });
 
-    const server: Server = config.admin.tls
-      ? createHttpsServer({ ...(await readKeyPair(config.admin.tls)), minVersion: 'TLSv1.2' }, app)
-      : createHttpServer(app);
-    // Slow-loris bounds for a listener that may face an IdP over the internet.
-    server.headersTimeout = 30_000;
-    server.requestTimeout = 120_000;
-    await listen(server, config.admin.listen.host, config.admin.listen.port);
-    cleanups.push(() => closeServer(server));
-    const addr = server.address() as AddressInfo;
-    const admin = { host: addr.address, port: addr.port, protocol: config.admin.tls ? ('https' as const) : ('http' as const) };
+    const adminListener = await startAdminListener(app, {
+      host: config.admin.listen.host,
+      port: config.admin.listen.port,
+      ...(config.admin.tls ? { tls: await readKeyPair(config.admin.tls) } : {}),
+    });
+    cleanups.push(() => adminListener.close());
+    const admin = { host: adminListener.host, port: adminListener.port, protocol: adminListener.protocol };
     logger.info({ admin: `${admin.protocol}://${admin.host}:${admin.port}` }, 'admin listener ready');
 
     // The proxy listener starts last and so drains first: while sessions finish, SCIM still
@@ -161,7 +166,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       proxy: { host: proxyAddr.address, port: proxyAddr.port },
       admin,
       store,
-      directory,
+      directory: index,
       registry,
       metrics,
       async reload(next) {
@@ -180,7 +185,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
         roles = nextRoles;
         upstream = nextUpstream;
         if (tls && nextProxyTls) tls.adopt(nextProxyTls);
-        if (nextAdminTls) (server as HttpsServer).setSecureContext({ ...nextAdminTls, minVersion: 'TLSv1.2' });
+        if (nextAdminTls) adminListener.adoptCertificate(nextAdminTls);
         scimTokens.adopt(nextScimTokens);
         adminTokens.adopt(nextAdminTokens);
         // Pooled connections were logged in with the old credentials and settings.
@@ -194,78 +199,6 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     await runAll(cleanups, logger);
     throw err;
   }
-}
-
-/** Roles with their credentials in memory: certificate files are read once here, not per login. */
-async function loadRoles(config: Readonly<Config>): Promise<RoleWithCredentials[]> {
-  return Promise.all(
-    config.roles.map(async (r) => ({
-      role: r.role,
-      groups: r.groups,
-      databases: r.databases,
-      credentials: 'password' in r.credentials
-        ? { password: r.credentials.password }
-        : await readKeyPair(r.credentials),
-    })),
-  );
-}
-
-async function upstreamTarget(config: Readonly<Config>): Promise<UpstreamTarget> {
-  const { host, port, tls, connectTimeout } = config.upstream;
-  return {
-    host,
-    port,
-    tls: { mode: tls.mode, ...(tls.ca ? { ca: await readFile(tls.ca) } : {}) },
-    connectTimeoutMs: connectTimeout,
-  };
-}
-
-/** PRODUCT.md §5 /readyz: the store, the issuer's keys and the upstream all answer. */
-async function readiness(store: DirectoryStore, verifier: TokenVerifier, upstream: () => UpstreamTarget, logger: Logger): Promise<{ ok: true } | { ok: false; reason: string }> {
-  const checks: [string, () => Promise<void>][] = [
-    ['directory store unreachable', () => store.ping()],
-    ['identity provider keys unreachable', () => verifier.ready()],
-    ['upstream database unreachable', () => tcpReachable(upstream().host, upstream().port, 3_000)],
-  ];
-  for (const [reason, check] of checks) {
-    try {
-      await check();
-    } catch (err) {
-      logger.warn({ err }, `readiness: ${reason}`);
-      return { ok: false, reason };
-    }
-  }
-  return { ok: true };
-}
-
-function tcpReachable(host: string, port: number, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error('timed out')));
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', reject);
-  });
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-  });
 }
 
 async function runAll(steps: (() => Promise<void>)[], logger: Logger): Promise<void> {

@@ -1,4 +1,4 @@
-// Command-line parsing for the `rolegate` bin (PRODUCT.md §3). Pure: argv in, a command out.
+// Command-line parsing for the `rolegate` bin (docs/design.md §3). Pure: argv in, a command out.
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 

@@ -1,9 +1,11 @@
 // `rolegate login`: a token from the cache, a refresh token, client credentials or the device flow,
 // then printed on stdout or handed to `--exec CMD` as PGPASSWORD. The token goes nowhere else.
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type * as oidc from 'openid-client';
-import { parseIssuerSideUrl } from '../auth/discovery.js';
-import { createBoundedFetch } from '../auth/http-fetch.js';
+import { parseIssuerSideUrl } from '../proxy/auth/discovery.js';
+import { createBoundedFetch } from '../proxy/auth/http-fetch.js';
 import { EXIT } from './args.js';
 import type { LoginArgs } from './args.js';
 import { deviceFlow } from './login/device-flow.js';
@@ -37,6 +39,23 @@ export const DEFAULT_DEVICE_SCOPE = 'openid offline_access';
 
 // One issuer round trip; the device flow's wait for a person is bounded separately by `expires_in`.
 const REQUEST_TIMEOUT_MS = 15_000;
+
+/**
+ * The `rolegate login` verb as the process runs it: the client secret may come from
+ * ROLEGATE_CLIENT_SECRET, the cache lives in $ROLEGATE_CACHE_DIR (else the XDG cache folder).
+ */
+export async function runLoginCommand(args: LoginArgs): Promise<void> {
+  const secret = args.clientSecret ?? process.env.ROLEGATE_CLIENT_SECRET;
+  process.exitCode = await runLogin(
+    { ...args, ...(secret === undefined || secret === '' ? {} : { clientSecret: secret }) },
+    {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+      env: process.env,
+      cacheDir: process.env.ROLEGATE_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'rolegate'),
+    },
+  );
+}
 
 /** Runs `rolegate login` and resolves with the process exit code. */
 export async function runLogin(args: LoginArgs, io: LoginIo): Promise<number> {

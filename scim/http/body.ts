@@ -1,6 +1,6 @@
 // Reading SCIM request bodies: media type (D3), size bound (D4), UTF-8 JSON with bounded nesting.
 import type { NextFunction, Request, Response } from 'express';
-import { ScimError, ScimType } from './errors.js';
+import { ScimError, ScimType } from '../errors.js';
 
 /** D4: 1 MiB, advertised as `bulk.maxPayloadSize` in the ServiceProviderConfig. */
 export const MAX_BODY_BYTES = 1_048_576;

@@ -1,10 +1,10 @@
 // The discovery resources of RFC 7644 §4 / RFC 7643 §5-§7: ServiceProviderConfig, ResourceTypes,
 // Schemas. They advertise only what the service actually does (D17, D18, D19, D21).
 import { MAX_BODY_BYTES } from './body.js';
-import { notFound } from './errors.js';
+import { notFound } from '../errors.js';
 import { listResponse } from './paging.js';
-import { ENTERPRISE_USER_URN, GROUP_SCHEMA_URN, USER_SCHEMA_URN, schemasOf } from './schema.js';
-import type { ResourceType, SchemaDef } from './schema.js';
+import { ENTERPRISE_USER_URN, GROUP_SCHEMA_URN, USER_SCHEMA_URN, schemasOf } from '../schema.js';
+import type { ResourceType, SchemaDef } from '../schema.js';
 
 const SPC_URN = 'urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig';
 const RESOURCE_TYPE_URN = 'urn:ietf:params:scim:schemas:core:2.0:ResourceType';

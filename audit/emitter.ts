@@ -1,4 +1,4 @@
-// The one function every audit event goes through (PRODUCT.md §6). Today it writes the event to the
+// The one function every audit event goes through (docs/design.md §6). Today it writes the event to the
 // process log under `audit`; the hash-chained audit file replaces this body, not its callers.
 import type { Logger } from 'pino';
 

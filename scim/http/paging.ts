@@ -1,5 +1,5 @@
 // List query parameters of RFC 7644 §3.4.2.4 (startIndex, count) and the ListResponse envelope.
-import { ScimError, ScimType } from './errors.js';
+import { ScimError, ScimType } from '../errors.js';
 
 export const LIST_RESPONSE_URN = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
 

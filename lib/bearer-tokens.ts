@@ -1,12 +1,6 @@
-// Bearer-token authentication of SCIM requests (D2; RFC 6750 §2.1, §3): constant-time, header only.
+// Bearer tokens a listener accepts (RFC 6750): the header parser and a constant-time matcher over a
+// token set that SIGHUP can swap in place. The SCIM endpoint and the admin API each hold their own set.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
-import { ScimError } from './errors.js';
-
-const REALM = 'Bearer realm="rolegate"';
-
-/** Where a successful check leaves the caller's identity, for audit: `scim-token#<position>`. */
-export const ACTOR_LOCAL = 'scimActor';
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
@@ -20,7 +14,7 @@ function digest(value: string): Buffer {
 export function tokenMatcher(tokens: readonly string[]): (presented: string) => number {
   for (const t of tokens) {
     // An empty token would let `Authorization: Bearer` with no credentials in; refuse to start.
-    if (t.length === 0) throw new Error('scim.tokens must not contain an empty token');
+    if (t.length === 0) throw new Error('a bearer token list must not contain an empty token');
   }
   const digests = tokens.map(digest);
   return (presented) => {
@@ -79,23 +73,3 @@ export function bearerCredentials(header: string | undefined): string | undefine
   return m[2];
 }
 
-/**
- * Express middleware that admits only requests carrying one of `tokens` in the Authorization header.
- * It runs before any body is read, so unauthenticated callers learn nothing from 400/413/415 (D2).
- * A token in the query string (RFC 6750 §2.3) is never looked at.
- */
-export function requireBearer(tokens: readonly string[] | BearerTokens): (req: Request, res: Response, next: NextFunction) => void {
-  const accepted = BearerTokens.of(tokens);
-  return (req, res, next) => {
-    const presented = bearerCredentials(req.headers.authorization);
-    const position = presented === undefined ? 0 : accepted.match(presented);
-    if (position === 0) {
-      // RFC 6750 §3.1: no error code when the request carried no bearer credentials at all.
-      res.setHeader('WWW-Authenticate', presented === undefined ? REALM : `${REALM}, error="invalid_token"`);
-      next(new ScimError(401, undefined, 'Authentication required: a valid bearer token must be presented'));
-      return;
-    }
-    res.locals[ACTOR_LOCAL] = `scim-token#${position}`;
-    next();
-  };
-}

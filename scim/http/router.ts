@@ -2,20 +2,20 @@
 // responses for every outcome (never HTML, never internal text), request metrics.
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
-import { ACTOR_LOCAL, requireBearer, type BearerTokens } from './auth.js';
+import type { BearerTokens } from '../../lib/bearer-tokens.js';
+import { stderrLogger, type ErrorLogger } from '../../lib/error-logger.js';
+import { ACTOR_LOCAL, requireBearer } from './auth.js';
 import { scimJsonBody } from './body.js';
 import { resourceTypeById, resourceTypesList, schemaById, schemasList, serviceProviderConfig } from './discovery.js';
-import { ScimError, ScimType, scimErrorBody } from './errors.js';
-import type { ResourceType } from './schema.js';
-import type { ListQuery, ProjectionQuery, ScimRequestContext, ScimService } from './service.js';
+import { ScimError, ScimType, scimErrorBody } from '../errors.js';
+import type { ResourceType } from '../schema.js';
+import type { ListQuery, ProjectionQuery, ScimRequestContext, ScimService } from '../service.js';
 
 /** RFC 7644 §3.1: the SCIM media type, also on errors. */
 export const SCIM_CONTENT_TYPE = 'application/scim+json; charset=utf-8';
 
-/** The part of a pino logger the router uses to record errors it does not show the client. */
-export interface ScimLogger {
-  error(obj: Record<string, unknown>, msg: string): void;
-}
+/** The part of a pino logger the router uses for errors it does not show the client. */
+export type ScimLogger = ErrorLogger;
 
 export interface ScimRouterOptions {
   service: ScimService;
@@ -31,13 +31,6 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT'
 
 // A Host header is echoed into resource locations; anything but a plain host[:port] is not trusted.
 const HOST_PATTERN = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
-
-const stderrLogger: ScimLogger = {
-  error(obj, msg) {
-    const err = obj.err instanceof Error ? obj.err.stack ?? obj.err.message : String(obj.err);
-    process.stderr.write(`${msg}: ${err}\n`);
-  },
-};
 
 function send(res: Response, status: number, body: Record<string, unknown>): void {
   const text = JSON.stringify(body);

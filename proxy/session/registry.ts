@@ -1,7 +1,7 @@
 // Live sessions of this instance: the session list of the admin API, rolegate-issued cancel keys,
 // and the lookup by person that revocation needs. Sessions register once they relay and leave once.
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import type { EndByProxy } from './session/reasons.js';
+import type { EndByProxy } from './reasons.js';
 
 /** What the admin API shows of a session: a read-only snapshot. */
 export interface SessionSnapshot {

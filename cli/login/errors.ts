@@ -1,5 +1,6 @@
 // How `rolegate login` fails: a stable code plus one public line, and the translation of openid-client,
 // TLS and socket errors into that line without stack traces, secrets or tokens.
+import { CodedError } from '../../lib/coded-error.js';
 import { ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client';
 
 /** Every way a login can fail. Values are stable: scripts may match them in the message. */
@@ -25,13 +26,11 @@ export const LoginErrorCode = {
 export type LoginErrorCode = (typeof LoginErrorCode)[keyof typeof LoginErrorCode];
 
 /** A failed login: `message` is the one line shown to the user; `cause` is never printed. */
-export class LoginError extends Error {
+export class LoginError extends CodedError<LoginErrorCode> {
   override readonly name = 'LoginError';
-  readonly code: LoginErrorCode;
 
   constructor(code: LoginErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
   }
 }
 

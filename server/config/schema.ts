@@ -1,4 +1,4 @@
-// The one config schema (PRODUCT.md §4): zod, strict (unknown keys are errors), safe defaults.
+// The one config schema (docs/design.md §4): zod, strict (unknown keys are errors), safe defaults.
 // Durations become milliseconds; `listen` strings become { host, port }.
 import { isIP } from 'node:net';
 import { z } from 'zod';
