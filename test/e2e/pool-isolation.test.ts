@@ -122,6 +122,14 @@ async function settled(client: RawClient): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
 }
 
+/** Alice says goodbye now; her backend must be closed, never handed to bob. */
+async function goodbyeIsNotPooled(client: RawClient, pid: number): Promise<void> {
+  client.write(TERMINATE);
+  await settled(client);
+  expect(await bobSeesACleanSession()).not.toBe(pid);
+  await waitFor(async () => !(await backendAlive(pid)), 5_000);
+}
+
 describe('pool isolation: a connection goes back only when nothing is outstanding', () => {
   it('a clean goodbye after every answer is pooled, and the next person gets the reset backend', async () => {
     const { client, pid } = await alice();
@@ -176,10 +184,7 @@ describe('pool isolation: a connection goes back only when nothing is outstandin
       parse("select 'alice-secret' as who"), bind(), execute(),
     ]));
     await client.until('Z');
-    client.write(TERMINATE);
-    await settled(client);
-    expect(await bobSeesACleanSession()).not.toBe(pid);
-    await waitFor(async () => !(await backendAlive(pid)), 5_000);
+    await goodbyeIsNotPooled(client, pid);
   });
 
   it('Terminate inside a transaction is not pooled', async () => {
@@ -187,10 +192,7 @@ describe('pool isolation: a connection goes back only when nothing is outstandin
     client.write(queryFrame(`begin; ${DIRTY}`));
     const msgs = await client.until('Z');
     expect(msgs.at(-1)!.body.toString('latin1')).toBe('T');
-    client.write(TERMINATE);
-    await settled(client);
-    expect(await bobSeesACleanSession()).not.toBe(pid);
-    await waitFor(async () => !(await backendAlive(pid)), 5_000);
+    await goodbyeIsNotPooled(client, pid);
   });
 
   it('Terminate inside COPY FROM STDIN is not pooled', async () => {
@@ -200,10 +202,7 @@ describe('pool isolation: a connection goes back only when nothing is outstandin
     client.write(queryFrame('copy alice_tmp from stdin'));
     expect((await client.message()).type).toBe('G');
     client.write(copyData('1\n2\n'));
-    client.write(TERMINATE);
-    await settled(client);
-    expect(await bobSeesACleanSession()).not.toBe(pid);
-    await waitFor(async () => !(await backendAlive(pid)), 5_000);
+    await goodbyeIsNotPooled(client, pid);
   });
 
   it('a reset that answers with anything besides DISCARD ALL and an idle ReadyForQuery closes the connection', async () => {
@@ -212,10 +211,7 @@ describe('pool isolation: a connection goes back only when nothing is outstandin
     const { client, pid } = await alice();
     client.write(queryFrame("set application_name = 'alice-app'"));
     await client.until('Z');
-    client.write(TERMINATE);
-    await settled(client);
-    expect(await bobSeesACleanSession()).not.toBe(pid);
-    await waitFor(async () => !(await backendAlive(pid)), 5_000);
+    await goodbyeIsNotPooled(client, pid);
   });
 
   it('the audit log records each of alice\'s sessions as ended by her', () => {
