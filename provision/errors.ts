@@ -1,0 +1,25 @@
+// Errors of the provisioner with stable codes: what an operator acts on (missing privileges, an
+// unreachable database, a secret that does not open) and what a test asserts.
+import { CodedError } from '../lib/coded-error.js';
+
+export const ProvisionErrorCode = {
+  /** The provisioning login lacks a privilege it needs (the message names each one). */
+  privileges: 'PROVISION_PRIVILEGES',
+  /** The database cannot be reached or refuses the provisioning login. */
+  unreachable: 'PROVISION_UNREACHABLE',
+  /** A sealed secret does not open under provisioning.secretKey (wrong key, or the record was altered). */
+  secret: 'PROVISION_SECRET',
+  /** One person's step failed (the database answered, with an error); retried later. */
+  step: 'PROVISION_STEP',
+  /** A name or literal that cannot be put into SQL safely. */
+  badName: 'PROVISION_BAD_NAME',
+} as const;
+export type ProvisionErrorCode = (typeof ProvisionErrorCode)[keyof typeof ProvisionErrorCode];
+
+export class ProvisionError extends CodedError<ProvisionErrorCode> {
+  override readonly name = 'ProvisionError';
+
+  constructor(code: ProvisionErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
