@@ -24,7 +24,8 @@ export type ProvisioningAction =
  */
 export type ProvisioningOutcome = 'ok' | 'failed' | 'conflict' | 'retained';
 
-export interface ProvisioningEvent {
+// A type, not an interface: the audit emitter takes events as records of fields.
+export type ProvisioningEvent = {
   readonly type: 'provisioning';
   /** The person's role (its name at the time of the action). */
   readonly role: string;
@@ -34,7 +35,7 @@ export interface ProvisioningEvent {
   readonly step?: Exclude<ProvisioningAction, 'drift_repaired'>;
   readonly outcome: ProvisioningOutcome;
   readonly detail: string;
-}
+};
 
 export type ProvisioningAudit = (event: ProvisioningEvent) => void;
 

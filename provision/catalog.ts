@@ -81,7 +81,7 @@ export async function readRoles(
       admin: m.admin_option || (prev?.admin ?? false),
       inherit: m.inherit_option || (prev?.inherit ?? false),
       set: m.set_option || (prev?.set ?? false),
-      grantor: prev === undefined ? m.grantor : `${prev.grantor}, ${m.grantor}`,
+      grantors: m.grantor === '' ? prev?.grantors ?? [] : [...(prev?.grantors ?? []), m.grantor],
     });
   }
   return roles.rows.map((r) => ({

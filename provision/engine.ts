@@ -49,7 +49,7 @@ export type ReconcileCause = 'start' | 'schedule' | 'reload' | 'reconnect';
 type Standing = PassStatus & { readonly version: number };
 
 const RETRY_FIRST_MS = 1_000;
-const RETRY_MAX_MS = 60_000;
+const RETRY_MAX_MS = 300_000;
 const PROBE_FIRST_MS = 500;
 const PROBE_MAX_MS = 5_000;
 

@@ -2,27 +2,14 @@
 // take their advisory lock in the database, read their role, plan, and apply the plan in one
 // transaction (then end the backends of someone deactivated). The directory is the truth: every
 // pass starts from it, so a pass repeated by another instance or after a failure finds nothing to do.
-import type pg from 'pg';
+import { StepFailed, applySteps, errorText } from './apply.js';
 import type { StepEvent } from './audit-event.js';
 import { markerPattern, readRoles } from './catalog.js';
-import { ProvisionError, ProvisionErrorCode } from './errors.js';
-import { desiredRole, describeStep, planPerson, stepAction, type ActualRole, type DesiredRole, type Step } from './plan.js';
-import type { PersonalRoleRecord, PersonalRoleRecords, ProvisioningDirectory, RoleGrants } from './ports.js';
+import { desiredRole, planPerson, type DesiredRole } from './plan.js';
+import type { PersonalRoleRecords, ProvisioningDirectory, RoleGrants } from './ports.js';
 import { retireRole } from './retire.js';
-import { scramVerifier } from './scram-verifier.js';
 import { newLoginSecret, type SecretBox } from './secret-box.js';
-import {
-  TERMINATE_BACKENDS,
-  createRole,
-  grantRole,
-  normalizeRole,
-  renameRole,
-  revokeAdmin,
-  revokeRole,
-  setLogin,
-  setPassword,
-} from './statements.js';
-import { isConnectionFailure, type ServerInfo, type TargetDatabase } from './target.js';
+import { isConnectionFailure, type TargetDatabase } from './target.js';
 
 export interface PassSettings {
   readonly rolePrefix: string;
@@ -83,7 +70,6 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
   if (record === undefined) return { person, events, status: { kind: 'none' } };
   const rec = record;
 
-  let current: Step | undefined;
   try {
     return await ctx.target.withPersonLock(personId, async (c) => {
       const info = await ctx.target.info();
@@ -109,23 +95,23 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
           events.push({ role: rec.roleName, action: 'forget', outcome: 'ok', detail: plan.detail });
           return { person, events, status: { kind: 'none' } };
         case 'retire': {
-          const retired = await retireRole(c, { role: plan.role, info, ownedBy: settings.ownedBy, databases: settings.databases, target: ctx.target, events });
+          const retired = await retireRole(c, { role: plan.role, info, ownedBy: settings.ownedBy, databases: settings.databases, target: ctx.target, box: ctx.box, personId, events });
           if (retired.kind === 'retained') return { person, events, status: { kind: 'blocked', reason: 'retained', detail: retired.detail } };
           await ctx.records.remove(personId);
           return { person, events, status: { kind: 'none' } };
         }
         case 'steps': {
           const d = desired as DesiredRole;
-          await apply(c, plan.steps, { personId, record: rec, own, info, box: ctx.box }, {
-            starting: (s) => (current = s),
-            done: (s) => events.push({ role: s.role, action: stepAction(s), outcome: 'ok', detail: doneText(s) }),
-          });
+          events.push(...(await applySteps(c, plan.steps, { personId, record: rec, oid: own?.oid, info, box: ctx.box })));
           let final = rec;
-          const renamed = plan.steps.find((s) => s.kind === 'rename');
-          if (renamed !== undefined || rec.userName !== d.userName) {
+          if (plan.steps.some((s) => s.kind === 'rename') || rec.userName !== d.userName) {
             final = { ...rec, roleName: d.roleName, userName: d.userName };
             await ctx.records.update(final);
           }
+          const failure = events.find((e) => e.outcome === 'failed');
+          // A step the login could not make leaves the role short of the directory: no login until
+          // it is repaired (fail closed), and the engine tries again.
+          if (failure !== undefined) return { person, events, status: { kind: 'blocked', reason: 'failed', detail: failure.detail } };
           const exists = own !== undefined || plan.steps.some((s) => s.kind === 'create');
           return {
             person,
@@ -137,98 +123,11 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
     });
   } catch (err) {
     if (isConnectionFailure(err)) throw err;
-    const detail = err instanceof Error ? err.message : String(err);
-    const step = current;
-    events.push({
-      role: step?.role ?? desired?.roleName ?? rec.roleName,
-      action: step === undefined ? (desired === undefined ? 'drop' : 'create') : stepAction(step),
-      outcome: 'failed',
-      detail: step === undefined ? detail : `${describeStep(step)}: ${detail}`,
-    });
-    return { person, events, status: { kind: 'blocked', reason: 'failed', detail }, error: err };
-  }
-}
-
-/** The steps in one transaction; backends of a disabled role are ended after COMMIT, so none can come back. */
-async function apply(
-  c: pg.PoolClient,
-  steps: readonly Step[],
-  ctx: { personId: string; record: PersonalRoleRecord; own: ActualRole | undefined; info: ServerInfo; box: SecretBox },
-  on: { starting: (s: Step) => void; done: (s: Step) => void },
-): Promise<void> {
-  const inTransaction = steps.filter((s) => s.kind !== 'terminate');
-  if (inTransaction.length > 0) {
-    await c.query('BEGIN');
-    for (const step of inTransaction) {
-      on.starting(step);
-      for (const text of await statementsFor(step, ctx)) await c.query(text);
-    }
-    await c.query('COMMIT');
-    for (const step of inTransaction) on.done(step);
-  }
-  for (const step of steps) {
-    if (step.kind !== 'terminate' || ctx.own === undefined) continue;
-    on.starting(step);
-    await c.query(TERMINATE_BACKENDS, [ctx.own.oid]);
-    on.done(step);
-  }
-}
-
-async function statementsFor(step: Step, ctx: { personId: string; record: PersonalRoleRecord; info: ServerInfo; box: SecretBox }): Promise<string[]> {
-  switch (step.kind) {
-    case 'create':
-      return createRole(step.role, step.login, await scramVerifier(openSecret(ctx)), ctx.personId);
-    case 'password':
-      return [setPassword(step.role, await scramVerifier(openSecret(ctx)))];
-    case 'rename':
-      return [renameRole(step.role, step.to)];
-    case 'enable':
-    case 'disable':
-      return [setLogin(step.role, step.kind === 'enable')];
-    case 'normalize':
-      return [normalizeRole(step.role, step.attributes)];
-    case 'grant':
-      return [grantRole(step.of, step.role, ctx.info.membershipOptions)];
-    case 'revoke':
-      return [revokeRole(step.of, step.role)];
-    case 'revoke_admin':
-      return [revokeAdmin(step.of, step.role)];
-    case 'terminate':
-      return [];
-  }
-}
-
-function openSecret(ctx: { personId: string; record: PersonalRoleRecord; box: SecretBox }): string {
-  try {
-    return ctx.box.open(ctx.personId, ctx.record.sealedSecret);
-  } catch (err) {
-    // Not the database's fault: a step error for this person, never a reason to stop everyone.
-    throw new ProvisionError(ProvisionErrorCode.step, err instanceof Error ? err.message : String(err), { cause: err });
-  }
-}
-
-/** What the audit says a step did. */
-function doneText(step: Step): string {
-  switch (step.kind) {
-    case 'create':
-      return `created "${step.role}" (${step.login ? 'LOGIN' : 'NOLOGIN'}), marked as rolegate's, with a SCRAM verifier`;
-    case 'rename':
-      return `renamed "${step.role}" to "${step.to}" after the userName changed`;
-    case 'enable':
-      return `LOGIN for "${step.role}"`;
-    case 'disable':
-      return `NOLOGIN for "${step.role}"`;
-    case 'normalize':
-      return `set ${step.attributes.join(', ')} on "${step.role}"`;
-    case 'password':
-      return `set a new SCRAM verifier for "${step.role}"`;
-    case 'grant':
-      return `granted "${step.of}" to "${step.role}"`;
-    case 'revoke':
-      return `revoked "${step.of}" from "${step.role}"`;
-    case 'revoke_admin':
-      return `revoked ADMIN OPTION on "${step.of}" from "${step.role}"`;
-    case 'terminate':
-      return `ended ${step.backends} backend${step.backends === 1 ? '' : 's'} of "${step.role}"`;
+    const event: StepEvent =
+      err instanceof StepFailed
+        ? err.event
+        : { role: desired?.roleName ?? rec.roleName, action: desired === undefined ? 'drop' : 'create', outcome: 'failed', detail: errorText(err) };
+    if (!events.includes(event)) events.push(event);
+    return { person, events, status: { kind: 'blocked', reason: 'failed', detail: event.detail }, error: err };
   }
 }

@@ -32,7 +32,8 @@ export interface Membership {
   /** PostgreSQL 16+ grant options; before 16 both are true (inheritance is the role's INHERIT attribute). */
   readonly inherit: boolean;
   readonly set: boolean;
-  readonly grantor: string;
+  /** Who granted it (16+ keeps one membership per grantor; a REVOKE removes only the grant it names). */
+  readonly grantors: readonly string[];
 }
 
 /** Attributes a managed role must have, beside LOGIN: what normalize repairs. */
@@ -85,8 +86,8 @@ export type Step =
   | { readonly kind: 'normalize'; readonly role: string; readonly attributes: readonly string[] }
   | { readonly kind: 'password'; readonly role: string }
   | { readonly kind: 'grant'; readonly role: string; readonly of: string; readonly why: 'missing' | 'options' }
-  | { readonly kind: 'revoke'; readonly role: string; readonly of: string }
-  | { readonly kind: 'revoke_admin'; readonly role: string; readonly of: string }
+  | { readonly kind: 'revoke'; readonly role: string; readonly of: string; readonly grantors: readonly string[] }
+  | { readonly kind: 'revoke_admin'; readonly role: string; readonly of: string; readonly grantors: readonly string[] }
   | { readonly kind: 'terminate'; readonly role: string; readonly backends: number };
 
 export type Plan =
@@ -147,12 +148,14 @@ function grants(desired: DesiredRole, own: ActualRole | undefined, membershipOpt
     else {
       // ADMIN would let the person pass the role on; without SET (16+) the login's `role` setting
       // and SET ROLE fail; without INHERIT the role's INHERIT attribute means nothing.
-      if (m.admin) steps.push({ kind: 'revoke_admin', role, of });
+      if (m.admin) steps.push({ kind: 'revoke_admin', role, of, grantors: m.grantors });
       if (membershipOptions && (!m.inherit || !m.set)) steps.push({ kind: 'grant', role, of, why: 'options' });
     }
   }
   const wanted = new Set(desired.memberOf);
-  for (const of of [...have.keys()].sort()) if (!wanted.has(of)) steps.push({ kind: 'revoke', role, of });
+  for (const [of, m] of [...have].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!wanted.has(of)) steps.push({ kind: 'revoke', role, of, grantors: m.grantors });
+  }
   return steps;
 }
 

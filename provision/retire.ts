@@ -6,16 +6,15 @@ import pg from 'pg';
 import { ownedObjects } from './catalog.js';
 import type { StepEvent } from './audit-event.js';
 import { ProvisionError, ProvisionErrorCode } from './errors.js';
-import type { ActualRole } from './plan.js';
+import { StepFailed, applySteps } from './apply.js';
+import type { ActualRole, Step } from './plan.js';
+import type { SecretBox } from './secret-box.js';
 import {
-  TERMINATE_BACKENDS,
   borrowRole,
   dropOwned,
   dropRole,
   reassignOwned,
   returnRole,
-  revokeRole,
-  setLogin,
 } from './statements.js';
 import type { ServerInfo, TargetDatabase } from './target.js';
 
@@ -27,6 +26,8 @@ export interface RetireInput {
   readonly ownedBy: string | undefined;
   readonly databases: readonly string[];
   readonly target: TargetDatabase;
+  readonly personId: string;
+  readonly box: SecretBox;
   /** Receives an event for each step as it is done. */
   readonly events: StepEvent[];
 }
@@ -36,18 +37,15 @@ export async function retireRole(c: pg.PoolClient, input: RetireInput): Promise<
   const { role, info, events } = input;
   const name = role.name;
   // 1. Nobody logs in as it any more, it holds no grant, nothing of it runs.
-  if (role.login || role.memberOf.size > 0) {
-    await c.query('BEGIN');
-    if (role.login) await c.query(setLogin(name, false));
-    for (const of of role.memberOf.keys()) await c.query(revokeRole(of, name));
-    await c.query('COMMIT');
-    if (role.login) events.push({ role: name, action: 'disable', outcome: 'ok', detail: `NOLOGIN for "${name}": the person was deleted` });
-    for (const of of role.memberOf.keys()) events.push({ role: name, action: 'revoke', outcome: 'ok', detail: `revoked "${of}" from "${name}"` });
-  }
-  if (role.backends > 0) {
-    await c.query(TERMINATE_BACKENDS, [role.oid]);
-    events.push({ role: name, action: 'terminate', outcome: 'ok', detail: `ended ${role.backends} backend(s) of "${name}"` });
-  }
+  const steps: Step[] = [
+    ...(role.login ? [{ kind: 'disable', role: name } as const] : []),
+    ...[...role.memberOf].map(([of, m]) => ({ kind: 'revoke', role: name, of, grantors: m.grantors }) as const),
+    ...(role.backends > 0 ? [{ kind: 'terminate', role: name, backends: role.backends } as const] : []),
+  ];
+  const first = await applySteps(c, steps, { personId: input.personId, record: undefined, oid: role.oid, info, box: input.box });
+  events.push(...first);
+  const failure = first.find((e) => e.outcome === 'failed');
+  if (failure !== undefined) throw new StepFailed(failure, undefined);
 
   // 2. What it owns. Without ownedBy nothing may be given away, so it is dropped only if it owns nothing.
   if (input.ownedBy === undefined) {

@@ -50,12 +50,20 @@ export function grantRole(of: string, role: string, membershipOptions: boolean):
   return `GRANT ${q(of)} TO ${q(role)}${membershipOptions ? ' WITH INHERIT TRUE, SET TRUE' : ''}`;
 }
 
-export function revokeRole(of: string, role: string): string {
-  return `REVOKE ${q(of)} FROM ${q(role)}`;
+/**
+ * Ends a membership. On 16+ a membership is kept per grantor and a REVOKE without GRANTED BY only
+ * removes the current user's grant (a WARNING for the rest), so each grantor is named; a grant
+ * made by a role whose privileges the login lacks (the bootstrap superuser) then fails loudly
+ * instead of staying silently. Before 16 one REVOKE removes the membership whoever granted it.
+ */
+export function revokeRole(of: string, role: string, grantors: readonly string[], membershipOptions: boolean): string[] {
+  if (!membershipOptions || grantors.length === 0) return [`REVOKE ${q(of)} FROM ${q(role)}`];
+  return grantors.map((g) => `REVOKE ${q(of)} FROM ${q(role)} GRANTED BY ${q(g)}`);
 }
 
-export function revokeAdmin(of: string, role: string): string {
-  return `REVOKE ADMIN OPTION FOR ${q(of)} FROM ${q(role)}`;
+export function revokeAdmin(of: string, role: string, grantors: readonly string[], membershipOptions: boolean): string[] {
+  if (!membershipOptions || grantors.length === 0) return [`REVOKE ADMIN OPTION FOR ${q(of)} FROM ${q(role)}`];
+  return grantors.map((g) => `REVOKE ADMIN OPTION FOR ${q(of)} FROM ${q(role)} GRANTED BY ${q(g)}`);
 }
 
 /** Ends the role's backends; $1 is its oid. The count of those signalled comes back. */
