@@ -58,9 +58,26 @@ export class TargetDatabase {
     return this.#pool.query<R>(sql, params);
   }
 
+  /**
+   * A pooled connection with an 'error' listener of its own: pg only listens for errors on idle
+   * clients, and a checked-out one whose server goes away would otherwise crash the process (the
+   * failure also reaches the query in flight, which is where it is handled).
+   */
+  async #checkout(): Promise<pg.PoolClient & { done(broken: boolean): void }> {
+    const c = await this.#pool.connect();
+    const ignore = (): void => undefined;
+    c.on('error', ignore);
+    return Object.assign(c, {
+      done(broken: boolean) {
+        c.off('error', ignore);
+        c.release(broken);
+      },
+    });
+  }
+
   /** Runs `fn` on one pooled connection. */
   async withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
+    const c = await this.#checkout();
     let broken = false;
     try {
       return await fn(c);
@@ -68,13 +85,13 @@ export class TargetDatabase {
       if (!(err instanceof pg.DatabaseError)) broken = true;
       throw err;
     } finally {
-      c.release(broken);
+      c.done(broken);
     }
   }
 
   /** Runs `fn` on one connection while it holds the person's advisory lock (session level). */
   async withPersonLock<T>(personId: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
+    const c = await this.#checkout();
     const key = [LOCK_CLASS, personKey(personId)];
     let broken = false;
     try {
@@ -93,7 +110,7 @@ export class TargetDatabase {
       throw err;
     } finally {
       // A connection in an unknown state is closed, which also drops any lock it still held.
-      c.release(broken);
+      c.done(broken);
     }
   }
 

@@ -87,6 +87,8 @@ export interface Fixture {
   readonly database: string;
   readonly prov: { readonly name: string; readonly password: string };
   readonly store: DirectoryStore;
+  /** The store's URL (another process's view of the same directory, with a shared store). */
+  readonly storeUrl: string;
   readonly index: DirectoryIndex;
   readonly engine: ProvisioningEngine;
   readonly box: SecretBox;
@@ -202,6 +204,7 @@ export async function provisionFixture(cluster: TestCluster, opts: FixtureOption
     database,
     prov,
     store,
+    storeUrl,
     index,
     engine,
     box,
@@ -296,6 +299,8 @@ export async function provisionFixture(cluster: TestCluster, opts: FixtureOption
           await made.engine.close();
           made.index.close();
           await made.store.close();
+          stores.splice(stores.indexOf(made.store), 1);
+          engines.splice(engines.indexOf(made.engine), 1);
         },
       };
     },
