@@ -10,7 +10,7 @@ import { runPass, type PassResult, type PassSettings, type PassStatus } from './
 import type { PersonalRoleRecords, ProvisioningDirectory, RoleGrants } from './ports.js';
 import { checkPrivileges } from './privileges.js';
 import type { SecretBox } from './secret-box.js';
-import { isConnectionFailure, type TargetDatabase } from './target.js';
+import { isConnectionFailure, isLoginRefused, type TargetDatabase } from './target.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface EngineSettings extends PassSettings {
@@ -100,6 +100,10 @@ export class ProvisioningEngine {
     try {
       await this.#checkPrivileges();
     } catch (err) {
+      // Wrong credentials or database are a configuration error: say so now rather than wait.
+      if (isLoginRefused(err)) {
+        throw new ProvisionError(ProvisionErrorCode.loginRefused, `the database refused the provisioning login: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
       if (!isConnectionFailure(err)) throw err;
       this.#lost(err);
       return;

@@ -5,8 +5,10 @@ import { CodedError } from '../lib/coded-error.js';
 export const ProvisionErrorCode = {
   /** The provisioning login lacks a privilege it needs (the message names each one). */
   privileges: 'PROVISION_PRIVILEGES',
-  /** The database cannot be reached or refuses the provisioning login. */
+  /** The database cannot be reached. */
   unreachable: 'PROVISION_UNREACHABLE',
+  /** The database refuses the provisioning login or its database (credentials, pg_hba, no such database). */
+  loginRefused: 'PROVISION_LOGIN_REFUSED',
   /** A sealed secret does not open under provisioning.secretKey (wrong key, or the record was altered). */
   secret: 'PROVISION_SECRET',
   /** One person's step failed (the database answered, with an error); retried later. */

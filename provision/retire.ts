@@ -61,12 +61,15 @@ export async function retireRole(c: pg.PoolClient, input: RetireInput): Promise<
   let dropError: pg.DatabaseError | undefined;
   try {
     for (const database of input.databases) {
+      const handOver = async (db: Pick<pg.ClientBase, 'query'>): Promise<void> => {
+        if (input.ownedBy !== undefined) await db.query(reassignOwned(name, input.ownedBy));
+        // Also revokes what others granted to the role here, which would block DROP ROLE.
+        await db.query(dropOwned(name));
+      };
       try {
-        await input.target.inDatabase(database, async (db) => {
-          if (input.ownedBy !== undefined) await db.query(reassignOwned(name, input.ownedBy));
-          // Also revokes what others granted to the role here, which would block DROP ROLE.
-          await db.query(dropOwned(name));
-        });
+        // The login's own database is the connection already at hand.
+        if (database === input.target.database) await handOver(c);
+        else await input.target.inDatabase(database, handOver);
       } catch (err) {
         throw new ProvisionError(ProvisionErrorCode.step, `in database "${database}": ${message(err)}`, { cause: err });
       }

@@ -28,10 +28,15 @@ export interface ServerInfo {
 export class TargetDatabase {
   readonly #url: string;
   readonly #pool: pg.Pool;
+  /** The database of provisioning.adminUrl: its own work needs no extra connection. */
+  readonly database: string;
   #info: ServerInfo | undefined;
 
   constructor(url: string, opts: { onBackgroundError: (err: unknown) => void }) {
     this.#url = url;
+    // libpq's default: without a database in the URL, the one named like the user.
+    const parsed = new URL(url);
+    this.database = decodeURIComponent(parsed.pathname.slice(1)) || decodeURIComponent(parsed.username);
     this.#pool = new pg.Pool({
       connectionString: url,
       max: POOL_SIZE,
@@ -153,4 +158,9 @@ export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof pg.DatabaseError)) return true;
   const code = err.code ?? '';
   return /^(08|28|3D|53|57P)/.test(code);
+}
+
+/** The server answered and refused the login or the database: credentials, pg_hba, a database that does not exist. */
+export function isLoginRefused(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && /^(28|3D)/.test(err.code ?? '');
 }

@@ -42,8 +42,11 @@ export class PostgresPersonalRoles implements PersonalRoleStore {
       } catch (err) {
         if (!(err instanceof pg.DatabaseError && err.constraint === 'rg_personal_roles_role_name_key')) throw err;
         const holder = await this.#pool.query<{ person_id: string }>('SELECT person_id FROM rg_personal_roles WHERE role_name = $1', [row.roleName]);
-        // The holder may have gone in the meantime: then try again.
-        if (holder.rows[0] !== undefined) return { kind: 'name_taken', holder: holder.rows[0].person_id };
+        const who = holder.rows[0]?.person_id;
+        // Another instance claimed the same person at the same moment: the unique name was checked
+        // before ON CONFLICT (person_id) could apply. Its record is the one: read it next round.
+        // (A holder that has gone in the meantime also means: try again.)
+        if (who !== undefined && who !== row.personId) return { kind: 'name_taken', holder: who };
         continue;
       }
       const existing = await this.get(row.personId);

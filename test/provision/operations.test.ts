@@ -139,8 +139,8 @@ describe('two instances on one store', () => {
         expect(mine.filter((e) => e.step === 'create')).toHaveLength(1);
         expect(await fx.inspect(await fx.roleOf(id))).toMatchObject({ login: true, memberOf: [fx.roles.reader] });
         // Both instances hand out the same secret: one claim won.
-        expect((await second.engine.loginFor(id, AbortSignal.timeout(5_000))).kind).toBe('ready');
-        expect((await fx.engine.loginFor(id, AbortSignal.timeout(5_000))).kind).toBe('ready');
+        expect(await second.engine.loginFor(id, AbortSignal.timeout(5_000))).toMatchObject({ kind: 'ready' });
+        expect(await fx.engine.loginFor(id, AbortSignal.timeout(5_000))).toMatchObject({ kind: 'ready' });
       }
       for (const id of ids.slice(0, 6)) await other.deleteUser(id);
       await Promise.all([fx.engine.reconcile('schedule'), second.engine.reconcile('schedule')]);
