@@ -47,25 +47,29 @@ export async function applySteps(c: pg.ClientBase, steps: readonly Step[], ctx: 
   const inTransaction = steps.filter((s) => s.kind !== 'terminate');
   if (inTransaction.length > 0) {
     const done: StepEvent[] = [];
-    await c.query('BEGIN');
+    // Statements go as multi-statement simple queries (one round trip per step, the first with
+    // BEGIN): a pass is a handful of round trips however many statements it takes.
+    let begin = 'BEGIN; ';
     for (const step of inTransaction) {
-      const statements = await statementsFor(step, ctx);
+      const statements = (await statementsFor(step, ctx)).join('; ');
       if (step.kind === 'create' || step.kind === 'rename') {
         try {
-          for (const text of statements) await c.query(text);
+          await c.query(begin + statements);
         } catch (err) {
           throw new StepFailed(failed(step, err), err);
         }
+        begin = '';
         done.push(ok(step));
         continue;
       }
-      await c.query('SAVEPOINT rolegate_step');
       try {
-        for (const text of statements) await c.query(text);
-        await c.query('RELEASE SAVEPOINT rolegate_step');
+        await c.query(`${begin}SAVEPOINT rolegate_step; ${statements}; RELEASE SAVEPOINT rolegate_step`);
+        begin = '';
         done.push(ok(step));
       } catch (err) {
         if (!(err instanceof pg.DatabaseError)) throw err;
+        // BEGIN and SAVEPOINT cannot fail once the server answers: the step's own statement did.
+        begin = '';
         await c.query('ROLLBACK TO SAVEPOINT rolegate_step');
         done.push(failed(step, err));
       }

@@ -21,38 +21,38 @@ interface RoleRow {
   expires: boolean;
   comment: string | null;
   backends: number;
+  members: MemberJson[];
 }
 
-interface MemberRow {
-  member: string;
+interface MemberJson {
   role: string;
-  admin_option: boolean;
-  inherit_option: boolean;
-  set_option: boolean;
+  admin: boolean;
+  inherit: boolean;
+  set: boolean;
   grantor: string;
 }
 
-// $1: names looked up by name; $2: the marker comments looked up (or a LIKE pattern for all).
-const ROLES = `
+/**
+ * Roles by name or marker, each with its memberships (as JSON) and backend count, in one statement.
+ * $1: names; $2: marker LIKE patterns, if any. The 16+ grant options are read only where they exist.
+ * Names are an index lookup; markers scan pg_shdescription, so a person's pass looks for a marker
+ * only when the name on record is not there.
+ */
+function rolesSql(membershipOptions: boolean, byMarker: boolean): string {
+  const options = membershipOptions ? `'inherit', m.inherit_option, 'set', m.set_option` : `'inherit', true, 'set', true`;
+  return `
   SELECT r.oid::text AS oid, r.rolname, r.rolcanlogin, r.rolinherit, r.rolsuper, r.rolcreatedb, r.rolcreaterole,
          r.rolreplication, r.rolbypassrls, r.rolconnlimit,
          (r.rolvaliduntil IS NOT NULL AND r.rolvaliduntil <> 'infinity') AS expires,
-         d.description AS comment, coalesce(a.n, 0)::int AS backends
+         d.description AS comment, coalesce(a.n, 0)::int AS backends,
+         coalesce((SELECT json_agg(json_build_object('role', g.rolname, 'admin', m.admin_option, ${options}, 'grantor', coalesce(gr.rolname, '')))
+                   FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid LEFT JOIN pg_roles gr ON gr.oid = m.grantor
+                   WHERE m.member = r.oid), '[]') AS members
   FROM pg_roles r
   LEFT JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass
   LEFT JOIN (SELECT usesysid, count(*) AS n FROM pg_stat_activity WHERE usesysid IS NOT NULL GROUP BY usesysid) a
          ON a.usesysid = r.oid
-  WHERE r.rolname = ANY($1::text[]) OR d.description LIKE ANY($2::text[])`;
-
-/** Memberships of the given roles; the 16+ options are read only where they exist. */
-function membersSql(membershipOptions: boolean): string {
-  const options = membershipOptions ? 'm.inherit_option, m.set_option' : 'true AS inherit_option, true AS set_option';
-  return `
-  SELECT m.member::text AS member, g.rolname AS role, m.admin_option, ${options}, coalesce(gr.rolname, '') AS grantor
-  FROM pg_auth_members m
-  JOIN pg_roles g ON g.oid = m.roleid
-  LEFT JOIN pg_roles gr ON gr.oid = m.grantor
-  WHERE m.member = ANY($1::oid[])`;
+  WHERE ${byMarker ? 'r.rolname = ANY($1::text[]) OR d.description LIKE ANY($2::text[])' : 'r.rolname = ANY($1::text[])'}`;
 }
 
 /** The marker LIKE pattern of one person (no wildcard can come from an id: % and _ are escaped). */
@@ -68,23 +68,9 @@ export async function readRoles(
   db: Queryable,
   opts: { names: readonly string[]; patterns: readonly string[]; membershipOptions: boolean },
 ): Promise<ActualRole[]> {
-  const roles = await db.query<RoleRow>(ROLES, [opts.names, opts.patterns]);
-  if (roles.rows.length === 0) return [];
-  const members = await db.query<MemberRow>(membersSql(opts.membershipOptions), [roles.rows.map((r) => r.oid)]);
-  const byMember = new Map<string, Map<string, Membership>>();
-  for (const m of members.rows) {
-    let map = byMember.get(m.member);
-    if (map === undefined) byMember.set(m.member, (map = new Map()));
-    const prev = map.get(m.role);
-    // 16+ may hold one membership from several grantors: the person has what any of them gives.
-    map.set(m.role, {
-      admin: m.admin_option || (prev?.admin ?? false),
-      inherit: m.inherit_option || (prev?.inherit ?? false),
-      set: m.set_option || (prev?.set ?? false),
-      grantors: m.grantor === '' ? prev?.grantors ?? [] : [...(prev?.grantors ?? []), m.grantor],
-    });
-  }
-  return roles.rows.map((r) => ({
+  const byMarker = opts.patterns.length > 0;
+  const { rows } = await db.query<RoleRow>(rolesSql(opts.membershipOptions, byMarker), byMarker ? [opts.names, opts.patterns] : [opts.names]);
+  return rows.map((r) => ({
     oid: r.oid,
     name: r.rolname,
     markedFor: markedFor(r.comment),
@@ -97,9 +83,24 @@ export async function readRoles(
     bypassrls: r.rolbypassrls,
     connLimit: r.rolconnlimit,
     expires: r.expires,
-    memberOf: byMember.get(r.oid) ?? new Map(),
+    memberOf: memberships(r.members),
     backends: r.backends,
   }));
+}
+
+/** 16+ may hold one membership from several grantors: the person has what any of them gives. */
+function memberships(rows: readonly MemberJson[]): Map<string, Membership> {
+  const map = new Map<string, Membership>();
+  for (const m of rows) {
+    const prev = map.get(m.role);
+    map.set(m.role, {
+      admin: m.admin || (prev?.admin ?? false),
+      inherit: m.inherit || (prev?.inherit ?? false),
+      set: m.set || (prev?.set ?? false),
+      grantors: m.grantor === '' ? prev?.grantors ?? [] : [...(prev?.grantors ?? []), m.grantor],
+    });
+  }
+  return map;
 }
 
 /** Objects the role owns, per database (pg_shdepend sees every database of the cluster). */

@@ -53,6 +53,7 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
   const person = { id: personId, userName: subject?.userName ?? record?.userName ?? '' };
   const events: StepEvent[] = [];
   let resetSecret = opts.resetSecret;
+  let claimedNow = false;
 
   if (desired !== undefined && desired.login && record === undefined) {
     // The secret is stored (sealed) before the role exists, so no role is ever made whose secret is lost.
@@ -66,6 +67,7 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
     // A fresh record next to a role that survived (a store restored from an old backup): its
     // secret is not the one on record, so it is set again if the role turns out to exist.
     resetSecret ||= claim.kind === 'stored';
+    claimedNow = claim.kind === 'stored';
   }
   if (record === undefined) return { person, events, status: { kind: 'none' } };
   const rec = record;
@@ -74,8 +76,15 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
     return await ctx.target.withPersonLock(personId, async (c) => {
       const info = await ctx.target.info();
       const names = [...new Set([rec.roleName, ...(desired === undefined ? [] : [desired.roleName])])];
-      const roles = await readRoles(c, { names, patterns: [markerPattern(personId)], membershipOptions: info.membershipOptions });
-      const own = roles.find((r) => r.name === rec.roleName) ?? roles.find((r) => r.markedFor === personId);
+      const options = info.membershipOptions;
+      let roles = await readRoles(c, { names, patterns: [], membershipOptions: options });
+      // A role carrying this person's marker is theirs, under the name on record or not (renamed by
+      // a pass whose record update was lost, or a record the store lost and this pass made anew).
+      let own = roles.find((r) => r.name === rec.roleName) ?? roles.find((r) => r.markedFor === personId);
+      if (own === undefined && !claimedNow) {
+        roles = await readRoles(c, { names, patterns: [markerPattern(personId)], membershipOptions: options });
+        own = roles.find((r) => r.name === rec.roleName) ?? roles.find((r) => r.markedFor === personId);
+      }
       const holder = desired === undefined ? undefined : roles.find((r) => r.name === desired.roleName && r !== own);
       const plan = planPerson({
         personId,
