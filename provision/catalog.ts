@@ -38,6 +38,10 @@ interface MemberJson {
  * Names are an index lookup; markers scan pg_shdescription, so a person's pass looks for a marker
  * only when the name on record is not there.
  */
+// With thousands of names (a full reconciliation), `IN (SELECT unnest(...))` is a hashed subplan: one
+// hash probe per role, where `= ANY(array)` beside an OR compares each role with every name.
+const NAMED_OR_MARKED = 'r.rolname IN (SELECT unnest($1::text[])) OR d.description LIKE ANY($2::text[])';
+
 function rolesSql(membershipOptions: boolean, byMarker: boolean): string {
   const options = membershipOptions ? `'inherit', m.inherit_option, 'set', m.set_option` : `'inherit', true, 'set', true`;
   return `
@@ -52,7 +56,7 @@ function rolesSql(membershipOptions: boolean, byMarker: boolean): string {
   LEFT JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass
   LEFT JOIN (SELECT usesysid, count(*) AS n FROM pg_stat_activity WHERE usesysid IS NOT NULL GROUP BY usesysid) a
          ON a.usesysid = r.oid
-  WHERE ${byMarker ? 'r.rolname = ANY($1::text[]) OR d.description LIKE ANY($2::text[])' : 'r.rolname = ANY($1::text[])'}`;
+  WHERE ${byMarker ? NAMED_OR_MARKED : 'r.rolname = ANY($1::text[])'}`;
 }
 
 /** The marker LIKE pattern of one person (no wildcard can come from an id: % and _ are escaped). */
