@@ -168,7 +168,9 @@ export class ProvisioningEngine {
         try {
           return { kind: 'ready', role: st.roleName, password: this.#deps.box.open(personId, st.sealedSecret) };
         } catch (err) {
-          this.#deps.logger.error({ err, person: personId }, 'personal login secret does not open');
+          // The next pass gives the person a new secret (runPass); this login is not kept waiting.
+          this.#deps.logger.error({ err, person: personId }, 'personal login secret does not open; a new one will be set');
+          this.upstreamRefused(personId, 'secret');
           return { kind: 'unavailable', reason: 'failed' };
         }
       }

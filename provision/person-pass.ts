@@ -70,6 +70,13 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
     claimedNow = claim.kind === 'stored';
   }
   if (record === undefined) return { person, events, status: { kind: 'none' } };
+  if (!opens(ctx.box, personId, record.sealedSecret)) {
+    // Sealed under another provisioning.secretKey (the key was replaced) or altered: the secret is
+    // lost, so the person gets a new one, stored first and then set as the role's verifier.
+    record = { ...record, sealedSecret: ctx.box.seal(personId, newLoginSecret()) };
+    await ctx.records.update(record);
+    resetSecret = true;
+  }
   const rec = record;
 
   try {
@@ -138,5 +145,14 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
         : { role: desired?.roleName ?? rec.roleName, action: desired === undefined ? 'drop' : 'create', outcome: 'failed', detail: errorText(err) };
     if (!events.includes(event)) events.push(event);
     return { person, events, status: { kind: 'blocked', reason: 'failed', detail: event.detail }, error: err };
+  }
+}
+
+function opens(box: SecretBox, personId: string, sealed: string): boolean {
+  try {
+    box.open(personId, sealed);
+    return true;
+  } catch {
+    return false;
   }
 }

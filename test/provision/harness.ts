@@ -109,8 +109,8 @@ export interface Fixture {
   asProvisioner(sql: string): Promise<void>;
   /** The catalogs' view of a role. */
   inspect(role: string): Promise<RoleView | undefined>;
-  /** Another provisioner on the same store and cluster (another instance). */
-  secondEngine(): Promise<{ engine: ProvisioningEngine; events: ProvisioningEvent[]; close(): Promise<void> }>;
+  /** Another provisioner on the same store and cluster (another instance), with its own key if given. */
+  secondEngine(box?: SecretBox): Promise<{ engine: ProvisioningEngine; events: ProvisioningEvent[]; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -166,7 +166,7 @@ export async function provisionFixture(cluster: TestCluster, opts: FixtureOption
 
   const stores: DirectoryStore[] = [];
   const engines: ProvisioningEngine[] = [];
-  const makeEngine = async (events: ProvisioningEvent[]) => {
+  const makeEngine = async (events: ProvisioningEvent[], key = box) => {
     const store = await openStore(storeUrl);
     stores.push(store);
     const index = await DirectoryIndex.load(store);
@@ -175,7 +175,7 @@ export async function provisionFixture(cluster: TestCluster, opts: FixtureOption
       directory: storeDirectory(store, index),
       records: store.personalRoles,
       grants: roleGrants(() => rules),
-      box,
+      box: key,
       settings: { rolePrefix: 'rg_', ownedBy: opts.ownedBy ? roles.retired : undefined, databases: [database], reconcileEveryMs: 3_600_000 },
       audit: (e) => events.push(e),
       logger,
@@ -289,9 +289,9 @@ export async function provisionFixture(cluster: TestCluster, opts: FixtureOption
         backends: row.backends,
       };
     },
-    async secondEngine() {
+    async secondEngine(other) {
       const second: ProvisioningEvent[] = [];
-      const made = await makeEngine(second);
+      const made = await makeEngine(second, other);
       return {
         engine: made.engine,
         events: second,

@@ -45,6 +45,37 @@ describe('delete with provisioning.ownedBy', () => {
   });
 });
 
+describe('a secret that no longer opens (provisioning.secretKey replaced)', () => {
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await provisionFixture(cluster, { sharedStore: true });
+  });
+  afterAll(async () => fx?.close());
+
+  it('is replaced by a new one, set as the role\'s verifier, and the person logs in again', async () => {
+    const id = await fx.person(`rekey-${fx.tag}@corp.example`, ['analysts']);
+    await fx.engine.idle();
+    const role = await fx.roleOf(id);
+    const before = (await fx.inspect(role))?.password;
+    // The instance restarted with another key: what the store holds no longer opens.
+    const key = new SecretBox(randomBytes(32));
+    const restarted = await fx.secondEngine(key);
+    try {
+      await restarted.engine.idle();
+      expect(await restarted.engine.loginFor(id, AbortSignal.timeout(5_000))).toEqual({ kind: 'unavailable', reason: 'failed' });
+      await restarted.engine.idle();
+      const login = await restarted.engine.loginFor(id, AbortSignal.timeout(5_000));
+      expect(login.kind).toBe('ready');
+      expect((await fx.inspect(role))?.password).not.toBe(before);
+      const rec = await fx.store.personalRoles.get(id);
+      expect(login).toEqual({ kind: 'ready', role, password: key.open(id, rec!.sealedSecret) });
+      expect(restarted.events.at(-1)).toMatchObject({ action: 'drift_repaired', step: 'password', outcome: 'ok' });
+    } finally {
+      await restarted.close();
+    }
+  });
+});
+
 describe('the provisioning login', () => {
   const tag = `q${randomBytes(3).toString('hex')}`;
   const made: string[] = [];
