@@ -111,5 +111,7 @@ function linesOf(plan: Plan, rec: PersonalRoleRecord | undefined): string[] {
       return [`person deleted, role "${plan.role.name}" still exists${plan.role.login ? ' and can log in' : ''}`];
     case 'forget':
       return [`record of "${rec?.roleName ?? ''}" without its role: ${plan.detail}`];
+    case 'unrecorded':
+      return [plan.detail];
   }
 }

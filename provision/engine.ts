@@ -294,7 +294,10 @@ export class ProvisioningEngine {
       if ((seen.get(s.personId) ?? 0) !== this.#version(s.personId) || this.#queue.has(s.personId)) continue;
       this.#standing.set(s.personId, { kind: 'ready', roleName: s.roleName, login: s.login, sealedSecret: s.sealedSecret, version: this.#version(s.personId) });
     }
-    for (const d of comparison.differences) this.#queue.push(d.personId, cause === 'reload' ? URGENT : DRIFT);
+    for (const d of comparison.differences) {
+      // Nothing is done for a marked role nobody is on record for: it is only reported.
+      if (d.plan.kind !== 'unrecorded') this.#queue.push(d.personId, cause === 'reload' ? URGENT : DRIFT);
+    }
     this.#caughtUp = true;
     this.#deps.logger.info({ cause, people: comparison.people, differences: comparison.differences.length }, 'provisioning compared the directory with the database');
     return comparison;

@@ -106,6 +106,8 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
         case 'conflict':
           events.push({ role: plan.role, action: 'create', outcome: 'conflict', detail: plan.detail });
           return { person, events, status: { kind: 'blocked', reason: 'conflict', detail: plan.detail } };
+        case 'unrecorded':
+          return { person, events, status: { kind: 'none' } };
         case 'forget':
           await ctx.records.remove(personId);
           events.push({ role: rec.roleName, action: 'forget', outcome: 'ok', detail: plan.detail });

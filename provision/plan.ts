@@ -98,7 +98,9 @@ export type Plan =
   /** The person is deleted and their role is there: disable, hand over what it owns, drop. */
   | { readonly kind: 'retire'; readonly role: ActualRole }
   /** The record names a role that is gone (or no longer rolegate's): forget the record. */
-  | { readonly kind: 'forget'; readonly detail: string };
+  | { readonly kind: 'forget'; readonly detail: string }
+  /** A marked role nobody is on record for: reported, never touched. */
+  | { readonly kind: 'unrecorded'; readonly role: string; readonly detail: string };
 
 const IN_STEP: Plan = Object.freeze({ kind: 'steps', steps: Object.freeze([]) });
 
@@ -107,6 +109,11 @@ export function planPerson(input: PlanInput): Plan {
   const { desired, own, holder, personId } = input;
   if (desired === undefined) {
     if (own === undefined) return input.recordName === undefined ? IN_STEP : { kind: 'forget', detail: `role "${input.recordName}" no longer exists` };
+    // Marked, but neither in the directory nor on record: a store that lost its records (or a
+    // directory pointed at the wrong store) must not make rolegate drop everyone's roles.
+    if (input.recordName === undefined) {
+      return { kind: 'unrecorded', role: own.name, detail: `role "${own.name}" carries rolegate's marker for a person who is neither in the directory nor on record: left alone (drop it by hand if it is not needed)` };
+    }
     if (own.markedFor !== personId) {
       return { kind: 'forget', detail: `role "${own.name}" no longer carries rolegate's marker for this person and is left alone` };
     }

@@ -45,6 +45,48 @@ describe('delete with provisioning.ownedBy', () => {
   });
 });
 
+describe('a store that lost its records', () => {
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await provisionFixture(cluster);
+  });
+  afterAll(async () => fx?.close());
+
+  it('drops nothing: a marked role nobody is on record for is reported and left alone', async () => {
+    const id = await fx.person(`kept-${fx.tag}@corp.example`, ['analysts']);
+    await fx.engine.idle();
+    const role = await fx.roleOf(id);
+    // Another provisioner on an empty directory store, against the same database.
+    const empty = await openStore('sqlite::memory:');
+    const index = await DirectoryIndex.load(empty);
+    const events: unknown[] = [];
+    const engine = new ProvisioningEngine({
+      target: new TargetDatabase(cluster.url({ user: fx.prov.name, password: fx.prov.password, database: fx.database }), { onBackgroundError: () => undefined }),
+      directory: storeDirectory(empty, index),
+      records: empty.personalRoles,
+      grants: roleGrants(() => [{ role: fx.roles.reader, groups: ['analysts'], databases: ['*'] }]),
+      box: new SecretBox(randomBytes(32)),
+      settings: { rolePrefix: 'rg_', ownedBy: undefined, databases: [fx.database], reconcileEveryMs: 3_600_000 },
+      audit: (e) => events.push(e),
+      logger: createLogger('silent'),
+    });
+    try {
+      await engine.start();
+      const comparison = await engine.reconcile('schedule');
+      await engine.idle();
+      const mine = comparison?.differences.find((d) => d.personId === id);
+      expect(mine?.plan.kind).toBe('unrecorded');
+      expect(mine?.lines).toEqual([`role "${role}" carries rolegate's marker for a person who is neither in the directory nor on record: left alone (drop it by hand if it is not needed)`]);
+      expect(events).toEqual([]);
+      expect(await fx.inspect(role)).toMatchObject({ login: true, memberOf: [fx.roles.reader] });
+    } finally {
+      await engine.close();
+      index.close();
+      await empty.close();
+    }
+  });
+});
+
 describe('a secret that no longer opens (provisioning.secretKey replaced)', () => {
   let fx: Fixture;
   beforeAll(async () => {

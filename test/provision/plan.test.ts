@@ -96,6 +96,11 @@ describe('planPerson', () => {
       detail: 'role "ana" no longer carries rolegate\'s marker for this person and is left alone',
     }],
     ['deleted, never provisioned', { desired: undefined, recordName: undefined, own: undefined }, { kind: 'steps', steps: [] }],
+    ['marked but on no record and not in the directory (a store that lost its records): left alone', { desired: undefined, recordName: undefined }, {
+      kind: 'unrecorded',
+      role: 'ana',
+      detail: 'role "ana" carries rolegate\'s marker for a person who is neither in the directory nor on record: left alone (drop it by hand if it is not needed)',
+    }],
   ])('%s', (_name, over, expected) => {
     expect(planPerson(input(over))).toEqual(expected);
   });
