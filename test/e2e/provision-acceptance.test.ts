@@ -122,6 +122,42 @@ describe('sessions as the person', () => {
     }
   });
 
+  it('audits the login role, and repairs a grant revoked by hand when a login is refused for it', async () => {
+    const name = `heal-${randomBytes(3).toString('hex')}@corp.example`;
+    await stack.provision(name, ['engineering']);
+    await waitFor(async () => (await role(name))?.member_of.length === 2, 2_000, 'granted');
+    const c = await stack.connect(name);
+    await c.end();
+    const start = stack.auditEvents().filter((e) => e.type === 'session.start').at(-1);
+    expect(start).toMatchObject({ role: stack.roles.reader, loginRole: name, person: { userName: name } });
+
+    await superuserQuery(`REVOKE "${stack.roles.writer}" FROM "${name}"`);
+    // The server refuses to start the session as the writer; rolegate looks at the person again.
+    await expect(stack.connect(name, { user: stack.roles.writer })).rejects.toMatchObject({ code: '08006', message: 'upstream refused the connection' });
+    await waitFor(async () => (await role(name))?.member_of.length === 2, 5_000, 'grant repaired');
+    const again = await stack.connect(name, { user: stack.roles.writer });
+    expect((await again.query('SELECT current_user')).rows).toEqual([{ current_user: stack.roles.writer }]);
+    await again.end();
+    const repaired = stack.auditEvents().filter((e) => e.type === 'provisioning' && e.action === 'drift_repaired').at(-1);
+    expect(repaired).toMatchObject({ step: 'grant', outcome: 'ok', role: name });
+  });
+
+  it('a role removed from the config by SIGHUP is revoked from everyone\'s role', async () => {
+    const name = `hup-${randomBytes(3).toString('hex')}@corp.example`;
+    await stack.provision(name, ['engineering']);
+    await waitFor(async () => (await role(name))?.member_of.length === 2, 2_000, 'granted');
+    let roles: unknown[] = [];
+    await stack.reload((c) => {
+      roles = c.roles;
+      c.roles = c.roles.filter((r: { role: string }) => r.role !== stack.roles.writer);
+    });
+    await waitFor(async () => (await role(name))?.member_of.join() === stack.roles.reader, 5_000, 'revoked after reload');
+    await stack.reload((c) => {
+      c.roles = roles;
+    });
+    await waitFor(async () => (await role(name))?.member_of.length === 2, 5_000, 'granted again');
+  });
+
   it('the pool never hands one person\'s connection to another, and reuses a person\'s own', async () => {
     const a = `pool-a-${randomBytes(3).toString('hex')}@corp.example`;
     const b = `pool-b-${randomBytes(3).toString('hex')}@corp.example`;
