@@ -2,6 +2,7 @@
 // person, every record and every role carrying rolegate's marker, planned person by person. The
 // reconciler repairs what differs; `rolegate provision check` prints it and changes nothing.
 import { ALL_MARKED, readRoles } from './catalog.js';
+import { fromStore } from './errors.js';
 import { unusableBecause } from './naming.js';
 import { describeStep, desiredRole, planPerson, type ActualRole, type DesiredRole, type Plan } from './plan.js';
 import type { PersonalRoleRecord, PersonalRoleRecords, ProvisioningDirectory, RoleGrants } from './ports.js';
@@ -49,7 +50,7 @@ export interface CompareDeps {
 
 /** Reads directory, records and catalogs once and plans everyone; changes nothing. */
 export async function compareAll(deps: CompareDeps): Promise<Comparison> {
-  const [everyone, records, info] = await Promise.all([deps.directory.everyone(), deps.records.list(), deps.target.info()]);
+  const [everyone, records, info] = await Promise.all([fromStore(deps.directory.everyone()), fromStore(deps.records.list()), deps.target.info()]);
   const desired = new Map<string, DesiredRole>();
   const mapped: MappedName[] = [];
   for (const s of everyone) {

@@ -25,3 +25,16 @@ export class ProvisionError extends CodedError<ProvisionErrorCode> {
     super(code, message, options);
   }
 }
+
+/**
+ * The directory store's failures concern the pass or comparison that met them, not the database being
+ * provisioned: retried for that person (the store has its own readiness check), never taken for a
+ * database outage.
+ */
+export async function fromStore<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw new ProvisionError(ProvisionErrorCode.step, `directory store: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}

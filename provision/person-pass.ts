@@ -5,7 +5,8 @@
 import { StepFailed, applySteps, errorText } from './apply.js';
 import type { StepEvent } from './audit-event.js';
 import { markerPattern, readRoles } from './catalog.js';
-import { desiredRole, planPerson, type DesiredRole } from './plan.js';
+import { fromStore } from './errors.js';
+import { desiredRole, planPerson } from './plan.js';
 import type { PersonalRoleRecords, ProvisioningDirectory, RoleGrants } from './ports.js';
 import { retireRole } from './retire.js';
 import { newLoginSecret, type SecretBox } from './secret-box.js';
@@ -43,44 +44,50 @@ export interface PassResult {
 
 /**
  * Runs one pass. A statement that fails makes a `blocked/failed` result (the engine retries it); a
- * lost connection throws, because then nobody can be provisioned until the database is back.
+ * lost connection to the database throws, because then nobody can be provisioned until it is back.
  */
 export async function runPass(ctx: PassContext, personId: string, opts: { resetSecret: boolean }): Promise<PassResult> {
   const settings = ctx.settings();
-  const subject = await ctx.directory.person(personId);
-  let record = await ctx.records.get(personId);
-  const desired = subject === undefined ? undefined : desiredRole(subject, ctx.grants, settings.rolePrefix);
-  const person = { id: personId, userName: subject?.userName ?? record?.userName ?? '' };
   const events: StepEvent[] = [];
-  let resetSecret = opts.resetSecret;
-  let claimedNow = false;
-
-  if (desired !== undefined && desired.login && record === undefined) {
-    // The secret is stored (sealed) before the role exists, so no role is ever made whose secret is lost.
-    const sealedSecret = ctx.box.seal(personId, newLoginSecret());
-    const claim = await ctx.records.claim({ personId, userName: desired.userName, roleName: desired.roleName, sealedSecret });
-    if (claim.kind === 'name_taken') {
-      const detail = `role name "${desired.roleName}" is on record for another person`;
-      return { person, events: [{ role: desired.roleName, action: 'create', outcome: 'conflict', detail }], status: { kind: 'blocked', reason: 'conflict', detail } };
-    }
-    record = claim.record;
-    // A fresh record next to a role that survived (a store restored from an old backup): its
-    // secret is not the one on record, so it is set again if the role turns out to exist.
-    resetSecret ||= claim.kind === 'stored';
-    claimedNow = claim.kind === 'stored';
-  }
-  if (record === undefined) return { person, events, status: { kind: 'none' } };
-  if (!opens(ctx.box, personId, record.sealedSecret)) {
-    // Sealed under another provisioning.secretKey (the key was replaced) or altered: the secret is
-    // lost, so the person gets a new one, stored first and then set as the role's verifier.
-    record = { ...record, sealedSecret: ctx.box.seal(personId, newLoginSecret()) };
-    await ctx.records.update(record);
-    resetSecret = true;
-  }
-  const rec = record;
-
+  let person = { id: personId, userName: '' };
+  let blame: { role: string; action: 'create' | 'drop' } = { role: '', action: 'create' };
   try {
+    // The person is read under their lock: a view read before it could be older than what another
+    // instance applied meanwhile (a deactivation), and applying it would undo that.
     return await ctx.target.withPersonLock(personId, async (c) => {
+      const subject = await fromStore(ctx.directory.person(personId));
+      let record = await fromStore(ctx.records.get(personId));
+      const desired = subject === undefined ? undefined : desiredRole(subject, ctx.grants, settings.rolePrefix);
+      person = { id: personId, userName: subject?.userName ?? record?.userName ?? '' };
+      blame = { role: desired?.roleName ?? record?.roleName ?? '', action: desired === undefined ? 'drop' : 'create' };
+      let resetSecret = opts.resetSecret;
+      let claimedNow = false;
+
+      if (desired !== undefined && desired.login && record === undefined) {
+        // The secret is stored (sealed) before the role exists, so no role is made whose secret is lost.
+        const sealedSecret = ctx.box.seal(personId, newLoginSecret());
+        const claim = await fromStore(ctx.records.claim({ personId, userName: desired.userName, roleName: desired.roleName, sealedSecret }));
+        if (claim.kind === 'name_taken') {
+          const detail = `role name "${desired.roleName}" is on record for another person`;
+          events.push({ role: desired.roleName, action: 'create', outcome: 'conflict', detail });
+          return { person, events, status: { kind: 'blocked', reason: 'conflict', detail } };
+        }
+        record = claim.record;
+        // A fresh record next to a role that survived (a store restored from an old backup): its
+        // secret is not the one on record, so it is set again if the role turns out to exist.
+        claimedNow = claim.kind === 'stored';
+        resetSecret ||= claimedNow;
+      }
+      if (record === undefined) return { person, events, status: { kind: 'none' } };
+      if (!opens(ctx.box, personId, record.sealedSecret)) {
+        // Sealed under another provisioning.secretKey (the key was replaced) or altered: the secret
+        // is lost, so the person gets a new one, stored first and then set as the role's verifier.
+        record = { ...record, sealedSecret: ctx.box.seal(personId, newLoginSecret()) };
+        await fromStore(ctx.records.update(record));
+        resetSecret = true;
+      }
+      const rec = record;
+
       const info = await ctx.target.info();
       const names = [...new Set([rec.roleName, ...(desired === undefined ? [] : [desired.roleName])])];
       const options = info.membershipOptions;
@@ -93,15 +100,7 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
         own = roles.find((r) => r.name === rec.roleName) ?? roles.find((r) => r.markedFor === personId);
       }
       const holder = desired === undefined ? undefined : roles.find((r) => r.name === desired.roleName && r !== own);
-      const plan = planPerson({
-        personId,
-        desired,
-        recordName: rec.roleName,
-        own,
-        holder,
-        membershipOptions: info.membershipOptions,
-        resetSecret: resetSecret && own !== undefined,
-      });
+      const plan = planPerson({ personId, desired, recordName: rec.roleName, own, holder, membershipOptions: options, resetSecret: resetSecret && own !== undefined });
       switch (plan.kind) {
         case 'conflict':
           events.push({ role: plan.role, action: 'create', outcome: 'conflict', detail: plan.detail });
@@ -109,22 +108,22 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
         case 'unrecorded':
           return { person, events, status: { kind: 'none' } };
         case 'forget':
-          await ctx.records.remove(personId);
+          await fromStore(ctx.records.remove(personId));
           events.push({ role: rec.roleName, action: 'forget', outcome: 'ok', detail: plan.detail });
           return { person, events, status: { kind: 'none' } };
         case 'retire': {
           const retired = await retireRole(c, { role: plan.role, info, ownedBy: settings.ownedBy, databases: settings.databases, target: ctx.target, box: ctx.box, personId, events });
           if (retired.kind === 'retained') return { person, events, status: { kind: 'blocked', reason: 'retained', detail: retired.detail } };
-          await ctx.records.remove(personId);
+          await fromStore(ctx.records.remove(personId));
           return { person, events, status: { kind: 'none' } };
         }
         case 'steps': {
-          const d = desired as DesiredRole;
+          if (desired === undefined) return { person, events, status: { kind: 'none' } };
           events.push(...(await applySteps(c, plan.steps, { personId, record: rec, oid: own?.oid, info, box: ctx.box })));
           let final = rec;
-          if (plan.steps.some((s) => s.kind === 'rename') || rec.userName !== d.userName) {
-            final = { ...rec, roleName: d.roleName, userName: d.userName };
-            await ctx.records.update(final);
+          if (plan.steps.some((s) => s.kind === 'rename') || rec.userName !== desired.userName) {
+            final = { ...rec, roleName: desired.roleName, userName: desired.userName };
+            await fromStore(ctx.records.update(final));
           }
           const failure = events.find((e) => e.outcome === 'failed');
           // A step the login could not make leaves the role short of the directory: no login until
@@ -134,17 +133,14 @@ export async function runPass(ctx: PassContext, personId: string, opts: { resetS
           return {
             person,
             events,
-            status: exists ? { kind: 'ready', roleName: final.roleName, login: d.login, sealedSecret: final.sealedSecret } : { kind: 'none' },
+            status: exists ? { kind: 'ready', roleName: final.roleName, login: desired.login, sealedSecret: final.sealedSecret } : { kind: 'none' },
           };
         }
       }
     });
   } catch (err) {
     if (isConnectionFailure(err)) throw err;
-    const event: StepEvent =
-      err instanceof StepFailed
-        ? err.event
-        : { role: desired?.roleName ?? rec.roleName, action: desired === undefined ? 'drop' : 'create', outcome: 'failed', detail: errorText(err) };
+    const event: StepEvent = err instanceof StepFailed ? err.event : { role: blame.role, action: blame.action, outcome: 'failed', detail: errorText(err) };
     if (!events.includes(event)) events.push(event);
     return { person, events, status: { kind: 'blocked', reason: 'failed', detail: event.detail }, error: err };
   }

@@ -14,7 +14,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * The advisory lock space of per-person locks ("RGLP"): with the person's hash as the second key,
  * several rolegate instances never run one person's steps at the same time.
  */
-const LOCK_CLASS = 0x52474c50;
+export const LOCK_CLASS = 0x52474c50;
 
 export interface ServerInfo {
   /** server_version_num, e.g. 150018. */

@@ -3,12 +3,13 @@
 // database that goes away while SCIM changes commit.
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.js';
 import { ProvisioningEngine } from '../../provision/engine.js';
 import { checkPrivileges } from '../../provision/privileges.js';
 import { SecretBox } from '../../provision/secret-box.js';
-import { TargetDatabase } from '../../provision/target.js';
+import { LOCK_CLASS, TargetDatabase, personKey } from '../../provision/target.js';
 import { DirectoryIndex } from '../../scim/directory-index.js';
 import { openStore } from '../../scim/store/open.js';
 import { roleGrants, storeDirectory } from '../../server/provisioning.js';
@@ -230,6 +231,40 @@ describe('two instances on one store', () => {
   });
 });
 
+describe('a pass and another instance', () => {
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await provisionFixture(cluster, { sharedStore: true });
+  });
+  afterAll(async () => fx?.close());
+
+  it('a pass reads the person under their lock: a deactivation another instance applied meanwhile is not undone', async () => {
+    const id = await fx.person(`stale-${fx.tag}@corp.example`, ['analysts']);
+    await fx.engine.idle();
+    const role = await fx.roleOf(id);
+    // Another instance holds the person's lock.
+    const other = new pg.Client({ connectionString: cluster.url({ user: fx.prov.name, password: fx.prov.password, database: fx.database }) });
+    await other.connect();
+    try {
+      await other.query('SELECT pg_advisory_lock($1::int4, $2::int4)', [LOCK_CLASS, personKey(id)]);
+      // A change this instance hears: its pass is due and waits for the lock.
+      await fx.setGroups(id, ['analysts', 'engineering']);
+      await new Promise((r) => setTimeout(r, 300));
+      // Meanwhile the other instance deactivates the person (a write this one does not hear) and applies it.
+      const otherStore = await openStore(fx.storeUrl);
+      await otherStore.updateUser(id, (u) => ({ ...u.attributes, active: false }));
+      await otherStore.close();
+      await other.query(`ALTER ROLE "${role}" NOLOGIN; REVOKE "${fx.roles.reader}" FROM "${role}"`);
+      await other.query('SELECT pg_advisory_unlock($1::int4, $2::int4)', [LOCK_CLASS, personKey(id)]);
+    } finally {
+      await other.end();
+    }
+    await fx.engine.idle();
+    expect(await fx.inspect(role)).toMatchObject({ login: false, memberOf: [] });
+    expect(fx.events.filter((e) => e.person.id === id && (e.action === 'enable' || e.action === 'grant')).length).toBe(1);
+  });
+});
+
 describe('a database that is down when a change commits', () => {
   let fx: Fixture;
   let hop: Cuttable;
@@ -250,7 +285,8 @@ describe('a database that is down when a change commits', () => {
     await waitFor(async () => (await fx.engine.ready().then(() => 'ok', (e: Error) => e.message)) === 'provisioning database unreachable', 10_000);
     expect(await fx.engine.loginFor(id, AbortSignal.timeout(5_000))).toEqual({ kind: 'unavailable', reason: 'unreachable' });
     await fx.setGroups(id, ['analysts', 'engineering']);
-    expect(await fx.store.personalRoles.get(id)).toBeDefined();
+    // Nothing is claimed without the database: a pass begins with the person's lock there.
+    expect(await fx.store.personalRoles.get(id)).toBeUndefined();
     expect(await fx.inspect(`outage-${fx.tag}@corp.example`)).toBeUndefined();
 
     hop.restore();
