@@ -71,9 +71,9 @@ export async function compareAll(deps: CompareDeps): Promise<Comparison> {
   const byMarker = new Map<string, ActualRole>();
   for (const r of roles) if (r.markedFor !== undefined && !byMarker.has(r.markedFor)) byMarker.set(r.markedFor, r);
 
-  // Everyone the directory knows, everyone on record, and every marked role's person (a role whose
-  // record was lost still belongs to its person, and goes when they are gone).
-  const ids = new Set<string>([...desired.keys(), ...byPerson.keys(), ...byMarker.keys()]);
+  // Everyone the directory knows and everyone on record. A marked role of anyone else is left out:
+  // it may be another deployment's on the same cluster, and rolegate never acts without a record.
+  const ids = new Set<string>([...desired.keys(), ...byPerson.keys()]);
   const differences: Difference[] = [];
   const inStep: InStep[] = [];
   for (const id of ids) {
