@@ -185,6 +185,9 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       async reload(next) {
         // Everything is read and checked first, so a missing file or a bad token leaves the running
         // configuration whole; only then is it swapped in, without an await in between.
+        // Sessions log in one way or the other for the process's life: roles without credentials
+        // (per-user) must never meet a session that logs in as the role.
+        if (next.provisioning.mode !== config.provisioning.mode) throw new Error('provisioning.mode changes need a restart');
         const nextRoles = await loadRoles(next);
         const nextUpstream = await upstreamTarget(next);
         const nextProxyTls = tls && next.proxy.tls ? await ServerTls.load(next.proxy.tls) : undefined;
