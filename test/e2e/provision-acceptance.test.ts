@@ -156,6 +156,14 @@ describe('sessions as the person', () => {
       c.roles = roles;
     });
     await waitFor(async () => (await role(name))?.member_of.length === 2, 5_000, 'granted again');
+    // Turning per-user provisioning off needs a restart: the reload is refused whole.
+    await expect(stack.reload((c) => {
+      c.provisioning = { mode: 'off' };
+      for (const r of c.roles) r.credentials = { password: 'unused-password' };
+    })).rejects.toThrow('provisioning.mode changes need a restart');
+    const c = await stack.connect(name);
+    expect((await c.query('SELECT session_user')).rows).toEqual([{ session_user: name }]);
+    await c.end();
   });
 
   it('the pool never hands one person\'s connection to another, and reuses a person\'s own', async () => {
