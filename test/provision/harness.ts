@@ -131,6 +131,8 @@ export interface FixtureOptions {
   ownedBy?: boolean;
   /** A `postgres://` store on this cluster instead of SQLite (several instances share it). */
   sharedStore?: boolean;
+  /** provisioning.reconcileEvery (default: an hour, so tests call reconcile() themselves). */
+  reconcileEveryMs?: number;
   /** Override the provisioning login's URL (e.g. through a TCP hop). */
   adminUrl?: (prov: { name: string; password: string }) => string;
   logger?: Logger;
@@ -176,7 +178,7 @@ export async function provisionFixture(cluster: TestCluster, opts: FixtureOption
       records: store.personalRoles,
       grants: roleGrants(() => rules),
       box: key,
-      settings: { rolePrefix: 'rg_', ownedBy: opts.ownedBy ? roles.retired : undefined, databases: [database], reconcileEveryMs: 3_600_000 },
+      settings: { rolePrefix: 'rg_', ownedBy: opts.ownedBy ? roles.retired : undefined, databases: [database], reconcileEveryMs: opts.reconcileEveryMs ?? 3_600_000 },
       audit: (e) => events.push(e),
       logger,
     });

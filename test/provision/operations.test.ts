@@ -46,6 +46,23 @@ describe('delete with provisioning.ownedBy', () => {
   });
 });
 
+describe('provisioning.reconcileEvery', () => {
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await provisionFixture(cluster, { reconcileEveryMs: 1_000 });
+  });
+  afterAll(async () => fx?.close());
+
+  it('repairs drift on its own, and audits it', async () => {
+    const id = await fx.person(`timer-${fx.tag}@corp.example`, ['analysts']);
+    await fx.engine.idle();
+    const role = await fx.roleOf(id);
+    await cluster.su(`GRANT "${fx.roles.writer}" TO "${role}"`);
+    await waitFor(async () => (await fx.inspect(role))?.memberOf.join() === fx.roles.reader, 5_000, 'repaired by the timer');
+    await waitFor(() => fx.events.some((e) => e.person.id === id && e.action === 'drift_repaired' && e.step === 'revoke'), 2_000, 'audited');
+  });
+});
+
 describe('a store that lost its records', () => {
   let fx: Fixture;
   beforeAll(async () => {
