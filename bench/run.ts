@@ -1,6 +1,7 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim|proxy, --users N, --groups N, --store sqlite|postgres,
-// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure).
+// target is missed. Options: --only scim|proxy|provision, --users N, --groups N, --store sqlite|postgres,
+// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure),
+// --people N (per-user provisioning's bulk figures).
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import { freeLoopbackPort as freePort } from '../demo/ports.js';
+import { runProvisionBench } from './provision.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 
@@ -22,6 +24,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '2' },
     idle: { type: 'string', default: '1000' },
+    people: { type: 'string', default: '10000' },
   },
 });
 
@@ -87,6 +90,12 @@ async function main(): Promise<number> {
         idleSessions: Number(values.idle),
       });
       ok = print(`Proxy: pgbench, ${values.seconds}s per run, median of ${values.rounds} alternating rounds, TLS everywhere`, rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'provision') {
+      const provisionDir = join(dir, 'provision');
+      await mkdir(provisionDir);
+      const rows = await runProvisionBench({ dir: provisionDir, freePort, people: Number(values.people), creates: 100 });
+      ok = print('Per-user provisioning (a PostgreSQL of its own, SQLite directory)', rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();

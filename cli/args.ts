@@ -20,6 +20,7 @@ export interface LoginArgs {
 export type Command =
   | { name: 'serve'; config: string }
   | { name: 'config-check'; config: string }
+  | { name: 'provision-check'; config: string }
   | { name: 'demo' }
   | ({ name: 'login' } & LoginArgs)
   | { name: 'help' }
@@ -34,6 +35,9 @@ export const USAGE = `usage: rolegate <command> [options]
 commands:
   serve --config FILE          run the proxy and the admin/SCIM listener
   config check --config FILE   validate a config file and print every problem with its key path
+  provision check --config FILE
+                               with per-user provisioning: print every difference between the directory
+                               and the database's roles and grants, change nothing (exit 1 if any)
   demo                         run the whole system locally with demo people and print psql commands
   login --issuer URL --client-id ID [--audience A] [--client-secret S] [--scope S] [--ca FILE]
         [--no-cache] [--exec CMD ARGS...]
@@ -63,6 +67,11 @@ export function parseArgs(argv: readonly string[]): Command {
       return { name: 'demo' };
     case 'login':
       return { name: 'login', ...loginArgs(rest) };
+    case 'provision': {
+      const [sub, ...more] = rest;
+      if (sub !== 'check') throw new UsageError(`unknown command "provision ${sub ?? ''}": did you mean "provision check"?`);
+      return { name: 'provision-check', config: configFlag(more, 'provision check') };
+    }
     case 'config': {
       const [sub, ...more] = rest;
       if (sub !== 'check') throw new UsageError(`unknown command "config ${sub ?? ''}": did you mean "config check"?`);

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT, USAGE, UsageError, parseArgs } from './args.js';
 import { runConfigCheck } from './config-check.js';
 import { runDemoCommand } from './demo.js';
+import { runProvisionCheck } from './provision.js';
 import { runLoginCommand } from './login.js';
 import { fail, oneLine } from './output.js';
 import { runServe } from './serve.js';
@@ -22,6 +23,8 @@ export async function main(argv: readonly string[]): Promise<void> {
         return;
       case 'config-check':
         return await runConfigCheck(cmd.config);
+      case 'provision-check':
+        return await runProvisionCheck(cmd.config);
       case 'serve':
         return await runServe(cmd.config);
       case 'demo':

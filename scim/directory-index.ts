@@ -105,11 +105,14 @@ export class DirectoryIndex {
   readonly #byName: KeyIndex = new Map();
   readonly #byEmail: KeyIndex = new Map();
   readonly #listeners: Listeners<RevocationEvent>;
+  /** Who a committed batch touched, for per-user provisioning (docs/design.md §7). */
+  readonly #changed: Listeners<readonly string[]>;
   #memberships = 0;
   #unsubscribe: (() => void) | undefined;
 
   private constructor(opts: DirectoryIndexOptions) {
     this.#listeners = new Listeners(opts.onListenerError);
+    this.#changed = new Listeners(opts.onListenerError);
   }
 
   /**
@@ -153,6 +156,14 @@ export class DirectoryIndex {
   /** Subscribes to revocation events; returns the unsubscribe function. */
   onRevocation(listener: (ev: RevocationEvent) => void): () => void {
     return this.#listeners.add(listener);
+  }
+
+  /**
+   * Subscribes to the ids of the people each applied batch touched: created, changed or deleted, or
+   * whose memberships or groups changed. Called after the revocation events of the same batch.
+   */
+  onPersonsChanged(listener: (personIds: readonly string[]) => void): () => void {
+    return this.#changed.add(listener);
   }
 
   stats(): { persons: number; groups: number; memberships: number } {
@@ -209,6 +220,7 @@ export class DirectoryIndex {
 
   #apply(changes: DirectoryChange[], emit: boolean): void {
     const batch = newBatch(emit && this.#listeners.size > 0);
+    const touched = emit && this.#changed.size > 0;
     for (const ch of changes) {
       switch (ch.type) {
         case 'user.upserted':
@@ -236,6 +248,9 @@ export class DirectoryIndex {
       }
     }
     this.#finish(batch);
+    if (touched && (batch.dirtyUsers.size > 0 || batch.deleted.size > 0)) {
+      this.#changed.emit([...new Set([...batch.dirtyUsers, ...batch.deleted])]);
+    }
   }
 
   #upsertUser(id: string, userName: string, active: boolean, emails: readonly string[], batch: Batch): void {

@@ -12,9 +12,9 @@ export async function loadRoles(config: Readonly<Config>): Promise<RoleWithCrede
       role: r.role,
       groups: r.groups,
       databases: r.databases,
-      credentials: 'password' in r.credentials
-        ? { password: r.credentials.password }
-        : await readKeyPair(r.credentials),
+      ...(r.credentials === undefined
+        ? {}
+        : { credentials: 'password' in r.credentials ? { password: r.credentials.password } : await readKeyPair(r.credentials) }),
     })),
   );
 }

@@ -25,6 +25,7 @@ import { startAdminListener } from './admin-listener.js';
 import type { Config } from './config/schema.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { readiness, tcpReachable } from './readiness.js';
+import { createProvisioning, perUser, provisioningReadiness } from './provisioning.js';
 import { loadRoles, upstreamTarget } from './runtime.js';
 
 export interface RunningServer {
@@ -79,6 +80,16 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
 
     let roles = await loadRoles(config);
     let upstream = await upstreamTarget(config);
+    // Per-user provisioning (docs/design.md §7): started before any listener, so that a login
+    // lacking a privilege stops the start with each missing privilege named.
+    const provisioningConfig = perUser(config);
+    const provisioning = provisioningConfig === undefined
+      ? undefined
+      : createProvisioning(provisioningConfig, { store, index, roles: () => roles, audit, logger });
+    if (provisioning !== undefined) {
+      cleanups.push(() => provisioning.close());
+      await provisioning.start();
+    }
     const tls = config.proxy.tls ? await ServerTls.load(config.proxy.tls) : undefined;
     const registry = new SessionRegistry();
     const pool = config.upstream.pool.idle > 0
@@ -103,6 +114,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       roles: () => roles,
       upstream: () => upstream,
       ...(pool ? { pool } : {}),
+      ...(provisioning ? { personalRoles: provisioning } : {}),
       registry,
       audit,
       metrics: metrics.proxy,
@@ -127,6 +139,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
         ['directory store unreachable', () => store.ping()],
         ['identity provider keys unreachable', () => verifier.ready()],
         ['upstream database unreachable', () => tcpReachable(upstream.host, upstream.port, 3_000)],
+        ...(provisioning ? provisioningReadiness(provisioning) : []),
       ], logger),
       metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       logger,
@@ -172,6 +185,9 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       async reload(next) {
         // Everything is read and checked first, so a missing file or a bad token leaves the running
         // configuration whole; only then is it swapped in, without an await in between.
+        // Sessions log in one way or the other for the process's life: roles without credentials
+        // (per-user) must never meet a session that logs in as the role.
+        if (next.provisioning.mode !== config.provisioning.mode) throw new Error('provisioning.mode changes need a restart');
         const nextRoles = await loadRoles(next);
         const nextUpstream = await upstreamTarget(next);
         const nextProxyTls = tls && next.proxy.tls ? await ServerTls.load(next.proxy.tls) : undefined;
@@ -191,6 +207,11 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
         // Pooled connections were logged in with the old credentials and settings.
         pool?.flush();
         const ended = recheckAll(registry);
+        // A role or group removed from the config is revoked from people's roles like any other grant.
+        provisioning?.rolesChanged();
+        if (JSON.stringify(next.provisioning) !== JSON.stringify(config.provisioning)) {
+          logger.warn('provisioning settings need a restart; the running ones are kept');
+        }
         logger.info({ roles: roles.length, scimTokens: scimTokens.size, adminTokens: adminTokens.size, sessionsEnded: ended }, 'configuration reloaded');
       },
       close: () => (closing ??= runAll(cleanups, logger)),

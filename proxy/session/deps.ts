@@ -9,10 +9,14 @@ import type { ServerTls } from '../tls/server-tls.js';
 import type { UpstreamCredentials, UpstreamTls } from '../upstream/index.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { Directory } from '../authz/directory.js';
+import type { PersonalRoles } from '../authz/personal-roles.js';
 
-/** A `roles` entry with its credentials loaded (certificate files read into memory). */
+/**
+ * A `roles` entry with its credentials loaded (certificate files read into memory). With per-user
+ * provisioning there are none: sessions log in as the person's own role.
+ */
 export interface RoleWithCredentials extends RoleRule {
-  readonly credentials: UpstreamCredentials;
+  readonly credentials?: UpstreamCredentials;
 }
 
 export interface SessionSettings {
@@ -42,6 +46,8 @@ export interface SessionDeps {
   /** The current roles (replaced on SIGHUP). */
   roles(): readonly RoleWithCredentials[];
   readonly upstream: () => UpstreamTarget;
+  /** Per-user provisioning (docs/design.md §7): each person logs in as their own role; undefined when off. */
+  readonly personalRoles?: PersonalRoles;
   /** Idle authenticated upstream connections (`upstream.pool`); undefined when pooling is off. */
   readonly pool?: UpstreamPool;
   readonly registry: SessionRegistry;

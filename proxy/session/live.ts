@@ -32,6 +32,8 @@ export interface LiveSessionInput {
   rest: Buffer;
   upstream: UpstreamConnection;
   decision: Extract<Decision<RoleWithCredentials>, { kind: 'allow' }>;
+  /** With per-user provisioning: the person's own role, which the session logged in as. */
+  loginRole?: string;
   verified: VerifiedToken;
   requestedUser: string;
   database: string;
@@ -132,9 +134,10 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     requestedUser: input.requestedUser,
     database: input.database,
     role,
+    ...(input.loginRole === undefined ? {} : { loginRole: input.loginRole }),
     application: input.application,
   });
-  log.info({ person: decision.userName, role, database: input.database }, 'session started');
+  log.info({ person: decision.userName, role, ...(input.loginRole === undefined ? {} : { loginRole: input.loginRole }), database: input.database }, 'session started');
   return session;
 
   function snapshot(): SessionSnapshot {

@@ -23,7 +23,7 @@ export const END_MESSAGE: Readonly<Record<EndByProxy, string>> = {
  * audited as `<kind>:<code>` (`token_invalid:expired`, `upstream:auth`, `protocol_violation:...`).
  */
 export type DeniedReason =
-  | { readonly kind: 'token_invalid' | 'protocol_violation' | 'upstream'; readonly code: string }
+  | { readonly kind: 'token_invalid' | 'protocol_violation' | 'upstream' | 'personal_role'; readonly code: string }
   | {
       readonly kind:
         | DenyReason

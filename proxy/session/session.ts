@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { TokenError, type VerifiedToken } from '../auth/index.js';
 import { decideRole, type Decision } from '../authz/decide.js';
-import { UpstreamError, connectUpstream, type UpstreamConnection } from '../upstream/index.js';
+import { UpstreamError, UpstreamErrorCode, connectUpstream, type UpstreamConnection } from '../upstream/index.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { PROTOCOL_MAJOR } from '../wire/constants.js';
 import {
@@ -25,6 +25,7 @@ import type { RoleWithCredentials, SessionDeps } from './deps.js';
 import { startLiveSession } from './live.js';
 import { deniedMetricLabel, deniedText, type DeniedReason, type DropReason } from './reasons.js';
 import { upstreamStartupParams } from './startup-params.js';
+import { upstreamIdentity } from './upstream-login.js';
 
 /** Where the connection is; each phase carries exactly what it needs. */
 type State =
@@ -223,7 +224,15 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
     const params = upstreamStartupParams(startup.params, deps.settings.allowedOptions);
     if (!params.ok) return refuse(params.sqlstate, params.message, { kind: 'option_not_allowed' });
 
-    const poolKey = deps.pool ? UpstreamPool.key(decision.rule.role, database, params.params) : undefined;
+    const identity = await upstreamIdentity(deps, decision, params.params, abort.signal);
+    if (abort.signal.aborted) return;
+    if (identity.kind === 'unavailable') {
+      return refuse(SqlState.connectionFailure, `database role of "${decision.userName}" is not ready`, { kind: 'personal_role', code: identity.reason });
+    }
+
+    // The key names the login role: with per-user provisioning that is the person's own, so a pooled
+    // connection never passes from one person to another (docs/design.md §2 step 7, Pool).
+    const poolKey = deps.pool ? UpstreamPool.key(identity.user, database, identity.params) : undefined;
     // A pooled connection is already logged in as this role with these settings: no TCP, TLS or SCRAM.
     let upstream = poolKey !== undefined ? deps.pool?.take(poolKey) : undefined;
     if (upstream === undefined) {
@@ -234,17 +243,23 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
           host: target.host,
           port: target.port,
           tls: target.tls,
-          role: decision.rule.role,
+          role: identity.user,
           database,
-          params: params.params,
-          credentials: decision.rule.credentials,
+          params: identity.params,
+          credentials: identity.credentials,
           connectTimeoutMs: target.connectTimeoutMs,
           signal: abort.signal,
         });
       } catch (err) {
         if (abort.signal.aborted) return;
-        log.warn({ err, role: decision.rule.role }, 'upstream login failed');
+        log.warn({ err, role: decision.rule.role, login: identity.user }, 'upstream login failed');
         const code = err instanceof UpstreamError ? err.code : 'error';
+        if (identity.personal && err instanceof UpstreamError) {
+          // The person's role did not take its secret, or could not start as the decided role:
+          // the provisioner looks at it again, so the next attempt finds it repaired.
+          if (err.code === UpstreamErrorCode.auth) deps.personalRoles?.upstreamRefused(decision.personId, 'secret');
+          else if (err.sqlstate === SqlState.insufficientPrivilege) deps.personalRoles?.upstreamRefused(decision.personId, 'role');
+        }
         const message = err instanceof UpstreamError ? err.publicMessage : 'upstream database unavailable';
         return refuse(SqlState.connectionFailure, message, { kind: 'upstream', code });
       }
@@ -277,6 +292,7 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       rest: framer.takeRest(),
       upstream,
       decision: now,
+      ...(identity.personal ? { loginRole: identity.user } : {}),
       verified,
       requestedUser,
       database,

@@ -129,6 +129,31 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX rg_changes_at ON rg_changes (at)`,
     ],
   },
+  {
+    version: 2,
+    name: 'personal_roles',
+    // Per-user provisioning (docs/design.md §7 step 2): one row per person who has a role of their
+    // own, until the role is dropped (so no foreign key to rg_users: the row outlives the user). The
+    // secret is sealed (AES-256-GCM) by the provisioner; the store never sees it in the clear.
+    sqlite: [
+      `CREATE TABLE rg_personal_roles (
+        person_id TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        role_name TEXT NOT NULL UNIQUE,
+        sealed_secret TEXT NOT NULL,
+        updated TEXT NOT NULL
+      ) WITHOUT ROWID`,
+    ],
+    postgres: [
+      `CREATE TABLE rg_personal_roles (
+        person_id text PRIMARY KEY,
+        user_name text NOT NULL,
+        role_name text NOT NULL CONSTRAINT rg_personal_roles_role_name_key UNIQUE,
+        sealed_secret text NOT NULL,
+        updated timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
 
 /** The migrations still to apply given the applied versions; refuses a schema newer than this code. */

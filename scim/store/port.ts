@@ -44,8 +44,37 @@ export interface DirectorySnapshot {
 export type UserMutation = (current: UserRecord) => ScimAttributes | undefined;
 export type GroupMutation = (current: GroupRecord) => { attributes: ScimAttributes; members: MemberRef[] } | undefined;
 
+/**
+ * A person's own database role under per-user provisioning (docs/design.md §7 step 2): its name and
+ * its login secret, sealed by the provisioner before it gets here. Kept apart from the user, because
+ * it outlives them until the role is dropped.
+ */
+export interface PersonalRoleRow {
+  readonly personId: string;
+  readonly userName: string;
+  readonly roleName: string;
+  readonly sealedSecret: string;
+}
+
+export type PersonalRoleClaim =
+  | { readonly kind: 'stored' | 'existing'; readonly record: PersonalRoleRow }
+  | { readonly kind: 'name_taken'; readonly holder: string };
+
+/** The personal-role records; role names are unique (case-sensitive, as PostgreSQL compares them). */
+export interface PersonalRoleStore {
+  list(): Promise<PersonalRoleRow[]>;
+  get(personId: string): Promise<PersonalRoleRow | undefined>;
+  /** Inserts unless the person has a record (returns that one): concurrent claims agree on one secret. */
+  claim(row: PersonalRoleRow): Promise<PersonalRoleClaim>;
+  /** Replaces the person's record; false when the role name is another person's. */
+  update(row: PersonalRoleRow): Promise<boolean>;
+  remove(personId: string): Promise<void>;
+}
+
 export interface DirectoryStore {
   readonly kind: 'sqlite' | 'postgres';
+  /** Per-user provisioning's records of the roles it made. */
+  readonly personalRoles: PersonalRoleStore;
   /** Readiness probe: resolves when the store answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -35,6 +35,7 @@ import type {
   UserMutation,
 } from './port.js';
 import { SerialQueue } from './serial-queue.js';
+import { PostgresPersonalRoles } from './personal-roles-postgres.js';
 
 /**
  * Transaction-scoped advisory lock taken first by every write (MIGRATION_LOCK_KEY + 1). Writes from
@@ -113,6 +114,7 @@ export async function openPostgresStore(url: string, opts?: StoreOptions): Promi
 
 class PostgresStore implements DirectoryStore {
   readonly kind = 'postgres' as const;
+  readonly personalRoles: PostgresPersonalRoles;
   readonly #pool: pg.Pool;
   readonly #opts: ResolvedStoreOptions;
   readonly #feed: ChangeFeed;
@@ -131,6 +133,7 @@ class PostgresStore implements DirectoryStore {
     this.#pool = pool;
     this.#opts = opts;
     this.#feed = new ChangeFeed(opts.onListenerError);
+    this.personalRoles = new PostgresPersonalRoles(pool);
   }
 
   /**

@@ -35,6 +35,7 @@ import type {
 } from './port.js';
 import { keepForProcessLife } from './sqlite-lifetime.js';
 import { openSqliteDatabase } from './sqlite-migrate.js';
+import { SqlitePersonalRoles } from './personal-roles-sqlite.js';
 
 /** Rows per batch of scanUsers/scanGroups: bounded memory with 100,000 users. */
 const SCAN_BATCH = 500;
@@ -83,6 +84,7 @@ export async function openSqliteStore(path: string, opts?: StoreOptions): Promis
 
 class SqliteStore implements DirectoryStore {
   readonly kind = 'sqlite' as const;
+  readonly personalRoles: SqlitePersonalRoles;
   readonly #db: Database.Database;
   readonly #opts: ResolvedStoreOptions;
   readonly #feed: ChangeFeed;
@@ -97,6 +99,7 @@ class SqliteStore implements DirectoryStore {
     this.#opts = opts;
     this.#feed = new ChangeFeed(opts.onListenerError);
     this.#tx = db.transaction((fn: () => unknown) => fn());
+    this.personalRoles = new SqlitePersonalRoles(db, opts.now);
   }
 
   /** A cached prepared statement; `sql` is always built from constants in this file. */

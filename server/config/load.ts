@@ -79,7 +79,7 @@ function resolvePaths(c: Config, baseDir: string): Config {
     directory: { store },
     roles: c.roles.map((r) => ({
       ...r,
-      credentials: 'cert' in r.credentials ? { cert: abs(r.credentials.cert), key: abs(r.credentials.key) } : r.credentials,
+      credentials: r.credentials !== undefined && 'cert' in r.credentials ? { cert: abs(r.credentials.cert), key: abs(r.credentials.key) } : r.credentials,
     })),
     admin: { ...c.admin, tls: tls(c.admin.tls) },
     audit: { ...c.audit, file: abs(c.audit.file) },

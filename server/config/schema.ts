@@ -116,8 +116,35 @@ const roleEntry = z.strictObject({
   role: roleName,
   groups: z.array(nonEmpty).min(1, 'list at least one group'),
   databases: z.array(nonEmpty).min(1, 'list at least one database, or "*"'),
-  credentials,
+  // Required unless provisioning is per-user (checked below): then sessions log in as the person.
+  credentials: credentials.optional(),
 });
+
+// AES-256 wants exactly 32 bytes; a key of another length is a mistake, not a weaker key.
+const secretKey = nonEmpty.refine((s) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(s.trim()) && Buffer.from(s.trim(), 'base64').length === 32, {
+  message: 'must be 32 random bytes, base64 (e.g. `openssl rand -base64 32`)',
+});
+
+const provisioningSection = z
+  .strictObject({
+    mode: z.enum(['off', 'per-user']).default('off'),
+    adminUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL (a login with CREATEROLE)')
+      .optional(),
+    secretKey: secretKey.optional(),
+    databases: z.array(nonEmpty.refine((d) => d !== '*', 'name each database; "*" is not allowed here')).default([]),
+    ownedBy: roleName.optional(),
+    // The mapped names are prefix + readable part + hash within 63 bytes: the prefix leaves room.
+    rolePrefix: z
+      .string()
+      .default('')
+      .refine((p) => Buffer.byteLength(p) <= 24, 'at most 24 bytes')
+      .refine((p) => !/^pg_/i.test(p), 'must not start with pg_ (reserved for PostgreSQL)')
+      .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), 'must not contain control characters'),
+    reconcileEvery: duration('5m').refine((ms) => ms >= 1000, 'at least 1s'),
+  })
+  .prefault({});
 
 export const configSchema = z
   .strictObject({
@@ -126,9 +153,7 @@ export const configSchema = z
     oidc: oidcSection,
     directory: z.strictObject({ store: nonEmpty.default('sqlite:data/rolegate.db') }).prefault({}),
     roles: z.array(roleEntry).min(1, 'list at least one role'),
-    provisioning: z
-      .strictObject({ mode: z.enum(['off', 'per-user']).default('off'), adminUrl: nonEmpty.optional() })
-      .prefault({}),
+    provisioning: provisioningSection,
     scim: z.strictObject({ tokens: z.array(bearerToken).min(1, 'list at least one token') }).optional(),
     admin: z
       .strictObject({ listen: listen('127.0.0.1:8080'), tokens: z.array(bearerToken).default([]), tls: tlsFiles.optional() })
@@ -152,9 +177,24 @@ export const configSchema = z
     if (c.oidc.requireVerifiedEmail && c.oidc.identityClaim !== 'email') {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'requireVerifiedEmail'], message: 'applies only with oidc.identityClaim: email' });
     }
-    if (c.provisioning.mode === 'per-user' && c.provisioning.adminUrl === undefined) {
+    const perUser = c.provisioning.mode === 'per-user';
+    if (perUser && c.provisioning.adminUrl === undefined) {
       ctx.addIssue({ code: 'custom', path: ['provisioning', 'adminUrl'], message: 'required when provisioning.mode is per-user' });
     }
+    if (perUser && c.provisioning.secretKey === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['provisioning', 'secretKey'], message: 'required when provisioning.mode is per-user: it encrypts the personal login secrets' });
+    }
+    if (c.provisioning.ownedBy !== undefined && c.provisioning.databases.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['provisioning', 'databases'], message: 'list the databases where REASSIGN OWNED hands objects to provisioning.ownedBy' });
+    }
+    c.roles.forEach((r, i) => {
+      if (!perUser && r.credentials === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['roles', i, 'credentials'], message: 'required: how rolegate logs in as the role ({ password } or { cert, key })' });
+      }
+      if (perUser && r.credentials !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['roles', i, 'credentials'], message: 'not used with provisioning.mode per-user (sessions log in as the person\'s own role): remove it' });
+      }
+    });
   });
 
 export type Config = z.output<typeof configSchema>;

@@ -1,5 +1,5 @@
 // The layout stays true (README "Architecture"): every relative import in the source crosses only
-// the arrows the layer table allows, nothing imports cli/, proxy/ never reaches scim/, admin/,
+// the arrows the layer table allows, nothing imports cli/, proxy/ never reaches scim/, provision/, admin/,
 // server/ or demo/, and no module imports itself back through a circle.
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -22,11 +22,12 @@ export const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   'proxy/session': ['lib', 'audit', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream'],
   proxy: ['lib', 'audit', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream', 'proxy/session'],
   scim: ['lib', 'audit'],
+  provision: ['lib'],
   admin: ['lib'],
-  server: ['lib', 'audit', 'proxy', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream', 'proxy/session', 'scim', 'admin'],
+  server: ['lib', 'audit', 'proxy', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream', 'proxy/session', 'scim', 'provision', 'admin'],
   demo: ['lib', 'server', 'proxy/auth', 'proxy/tls', 'scim'],
   cli: ['lib', 'server', 'demo', 'proxy/auth'],
-  bench: ['lib', 'server', 'demo', 'proxy', 'proxy/auth', 'proxy/session', 'scim'],
+  bench: ['lib', 'server', 'demo', 'proxy', 'proxy/auth', 'proxy/session', 'scim', 'provision'],
 };
 
 /** The room a file lives in: its top folder, or proxy/<room>. */
@@ -78,12 +79,12 @@ describe('the layout (README "Architecture")', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('nothing imports cli/, and proxy/ imports no scim/, admin/, server/ or demo/', () => {
+  it('nothing imports cli/, and proxy/ imports no scim/, provision/, admin/, server/ or demo/', () => {
     const wrong: string[] = [];
     for (const [file, targets] of graph) {
       for (const t of targets) {
         if (room(t) === 'cli' && room(file) !== 'cli') wrong.push(`${file} -> ${t}`);
-        if (file.startsWith('proxy/') && /^(scim|admin|server|demo|cli)\//.test(t)) wrong.push(`${file} -> ${t}`);
+        if (file.startsWith('proxy/') && /^(scim|provision|admin|server|demo|cli)\//.test(t)) wrong.push(`${file} -> ${t}`);
       }
     }
     expect(wrong).toEqual([]);

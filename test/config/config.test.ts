@@ -37,6 +37,11 @@ roles:
 provisioning:
   mode: off
   adminUrl: "\${ROLEGATE_PROVISIONER_URL}"
+  secretKey: "\${ROLEGATE_SECRET_KEY}"
+  databases: [app]
+  ownedBy: retired_objects
+  rolePrefix: ""
+  reconcileEvery: 5m
 scim:
   tokens: ["\${ROLEGATE_SCIM_TOKEN}"]
 admin:
@@ -58,6 +63,7 @@ log:
 const ENV = {
   APP_READER_PASSWORD: 'reader-secret',
   ROLEGATE_PROVISIONER_URL: 'postgres://admin@db.internal/app',
+  ROLEGATE_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
   ROLEGATE_SCIM_TOKEN: 'scim-token-0123456789abcdef',
   ROLEGATE_ADMIN_TOKEN: 'admin-token-0123456789abcdef',
 };

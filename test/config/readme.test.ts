@@ -38,6 +38,8 @@ describe('README', () => {
       'token does not belong to',
       'may not use role',
       'no role grants',
+      'database role of',
+      'is not ready',
     ];
     for (const m of messages) expect(table, `troubleshooting mentions "${m}"`).toContain(m);
   });

@@ -105,7 +105,7 @@ function configFiles(c: Readonly<Config>): [string, string][] {
     ['admin.tls.cert', c.admin.tls?.cert],
     ['admin.tls.key', c.admin.tls?.key],
     ...c.roles.flatMap((r, i): [string, string | undefined][] =>
-      'cert' in r.credentials ? [[`roles[${i}].credentials.cert`, r.credentials.cert], [`roles[${i}].credentials.key`, r.credentials.key]] : []),
+      r.credentials !== undefined && 'cert' in r.credentials ? [[`roles[${i}].credentials.cert`, r.credentials.cert], [`roles[${i}].credentials.key`, r.credentials.key]] : []),
   ];
   return files.filter((f): f is [string, string] => f[1] !== undefined);
 }

@@ -12,7 +12,7 @@ import { createLogger } from '../../lib/log.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { startTestIssuer, type TestIssuer } from '../auth/issuer-fixture.js';
 import { issueCert } from './certs.js';
-import { createTestDatabase, pgInfo, superuserQuery, type TestDatabase } from './postgres.js';
+import { createTestDatabase, pgInfo, pgUrl, superuserQuery, type TestDatabase } from './postgres.js';
 import { tempDir, type TempDir } from './tmp.js';
 
 export const USER_URN = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -66,6 +66,12 @@ export interface Stack {
 export interface StackOptions {
   /** Merged into the generated config object (shallow per top-level section). */
   config?: Record<string, Record<string, unknown>>;
+  /**
+   * Per-user provisioning (docs/design.md §7): a provisioning login for this stack (CREATEROLE, ADMIN
+   * OPTION on its roles, pg_signal_backend), `provisioning` configured with this key, and roles
+   * without credentials.
+   */
+  perUser?: { secretKey: string };
 }
 
 /** Starts a stack; every test file gets its own (own database, roles, issuer, store, ports). */
@@ -85,6 +91,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await superuserQuery(`ALTER TABLE items OWNER TO "${roles.writer}"`, [], db.name);
   await superuserQuery(`GRANT SELECT ON items TO "${roles.reader}", "${roles.certRole}"`, [], db.name);
   await superuserQuery(`INSERT INTO items (name) VALUES ('alpha'), ('beta')`, [], db.name);
+
+  const prov = { name: `rg_${suffix}_prov`, password: randomBytes(12).toString('hex') };
+  if (opts.perUser) {
+    await superuserQuery(`CREATE ROLE "${prov.name}" LOGIN CREATEROLE PASSWORD '${prov.password}'`);
+    // Not the certificate role: a member of it logs in by certificate only (pg_hba +rg_cert_login).
+    await superuserQuery(`GRANT "${roles.reader}", "${roles.writer}" TO "${prov.name}" WITH ADMIN OPTION`);
+    await superuserQuery(`GRANT pg_signal_backend TO "${prov.name}"`);
+  }
 
   const proxyCert = await issueCert({ cn: 'localhost', caCertPath: info.caCertPath, caKeyPath: info.caKeyPath, dir: dir.path, fileName: 'proxy' });
   const roleCert = await issueCert({ cn: roles.certRole, caCertPath: info.caCertPath, caKeyPath: info.caKeyPath, dir: dir.path, fileName: 'certrole', sans: [] });
@@ -107,6 +121,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     admin: { listen: '127.0.0.1:0' },
     log: { level: 'debug' },
   };
+  if (opts.perUser) {
+    base.provisioning = {
+      mode: 'per-user',
+      adminUrl: pgUrl({ database: db.name, user: prov.name, password: prov.password }),
+      secretKey: opts.perUser.secretKey,
+      databases: [db.name],
+    };
+    base.roles = (base.roles as Record<string, unknown>[]).filter((r) => r.role !== roles.certRole);
+    for (const r of base.roles as Record<string, unknown>[]) delete r.credentials;
+  }
   for (const [section, values] of Object.entries(opts.config ?? {})) {
     base[section] = { ...(base[section] as Record<string, unknown>), ...values };
   }
@@ -210,10 +234,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       current = text;
     },
     async close() {
+      const personal = opts.perUser ? (await server.store.personalRoles.list()).map((r) => r.roleName) : [];
       await server.close();
       await issuer.close();
       await db.drop();
+      for (const r of personal) await superuserQuery(`DROP ROLE IF EXISTS "${r.replace(/"/g, '""')}"`).catch(() => undefined);
       for (const r of Object.values(roles)) await superuserQuery(`DROP ROLE IF EXISTS "${r}"`).catch(() => undefined);
+      if (opts.perUser) await superuserQuery(`DROP ROLE IF EXISTS "${prov.name}"`).catch(() => undefined);
       await dir.cleanup();
     },
   };
