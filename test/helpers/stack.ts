@@ -2,7 +2,7 @@
 // for this stack, a development OIDC issuer (oidc-provider over HTTPS), and rolegate itself
 // (startServer, in-process) with a SQLite directory provisioned over its own SCIM endpoint.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -39,10 +39,12 @@ export interface Stack {
   readonly adminUrl: string;
   readonly scimToken: string;
   readonly dir: string;
-  /** Everything rolegate logged (JSON lines), audit events included. */
+  /** Everything rolegate logged (JSON lines). */
   logLines(): string[];
-  /** Audit events written so far, in order. */
+  /** Audit lines on disk so far (the stack's audit folder, every file in order), parsed. */
   auditEvents(): Record<string, unknown>[];
+  /** The folder the stack's audit files are written to. */
+  readonly auditDir: string;
   tokenFor(email: string, opts?: Parameters<TestIssuer['issuer']['tokenFor']>[1]): Promise<string>;
   scim(path: string, method?: string, body?: unknown): Promise<Response>;
   /** Creates a SCIM user (active unless said otherwise) in the named groups (created on demand). */
@@ -169,11 +171,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     scimToken,
     dir: dir.path,
     logLines: () => [...lines],
-    auditEvents: () =>
-      lines
-        .map((l) => JSON.parse(l) as { audit?: boolean; event?: Record<string, unknown> })
-        .filter((l) => l.audit === true && l.event !== undefined)
-        .map((l) => l.event!),
+    auditEvents: () => readAuditDir(join(dir.path, 'audit')),
+    auditDir: join(dir.path, 'audit'),
     tokenFor: (email, o) => issuer.issuer.tokenFor(email, o),
     scim,
     async provision(userName, groupNames, o = {}) {
@@ -217,6 +216,29 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await dir.cleanup();
     },
   };
+}
+
+/** Every complete line of the numbered audit files in `dir`, oldest file first, parsed. */
+export function readAuditDir(dir: string): Record<string, unknown>[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => /\.\d{6,}\.jsonl$/.test(n)).sort();
+  } catch {
+    return [];
+  }
+  const out: Record<string, unknown>[] = [];
+  for (const name of names) {
+    const text = readFileSync(join(dir, name), 'utf8');
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a line being written right now
+      }
+    }
+  }
+  return out;
 }
 
 const caCache = new Map<string, string>();
