@@ -17,7 +17,8 @@ const LITERAL = String.raw`(?:[eE]'(?:[^'\\]|\\[\s\S]|'')*(?:'|$)|'(?:[^']|'')*(
 // libpq keyword/value strings inside a literal: password=secret, password='sec ret' (quotes doubled in SQL).
 const CONNINFO = /\b((?:ssl)?password\s*=\s*)(?:'{1,2}(?:[^'\\]|\\.)*'{1,2}|[^\s'")]+)/gi;
 // PASSWORD 'x', ENCRYPTED PASSWORD E'x', OPTIONS (password 'x'), PASSWORD $$x$$.
-const PASSWORD_LITERAL = new RegExp(String.raw`\b(password\s*(?:=|:=)?\s*)${LITERAL}`, 'gi');
+// The keyword must be followed by space or `=`: in set_config('app.password', ...) it is the end of a name.
+const PASSWORD_LITERAL = new RegExp(String.raw`\b(password(?:\s*(?::=|=)\s*|\s+))${LITERAL}`, 'gi');
 // SET [SESSION|LOCAL] app.password = 'x' | TO x, also inside ALTER ROLE/DATABASE/SYSTEM ... SET.
 const SET_SECRET = new RegExp(String.raw`\b(SET\s+(?:SESSION\s+|LOCAL\s+)?${SECRET_NAME}\s*(?:=|\bTO\b)\s*)(?:${LITERAL}|[^\s;,)]+)`, 'gi');
 // set_config('app.password', 'x', false).
@@ -25,8 +26,9 @@ const SET_CONFIG = new RegExp(String.raw`\b(set_config\s*\(\s*'${SECRET_NAME}'\s
 // scheme://user:secret@host
 const URI_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/?#\s'"@]*:)([^@\s'"/]+)@/gi;
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9\-._~+/]+=*/gi;
-// A JWS/JWT: base64url header that starts with {" (eyJ), payload, signature.
-const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+// A JWS/JWT: base64url header that starts with {" (eyJ), then payload and signature, possibly cut
+// off by a bounded prefix (so the header and its dot are enough).
+const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?/g;
 
 /** The statement text with every secret the patterns know replaced by `[redacted]`. */
 export function redactSql(text: string): string {
@@ -36,9 +38,9 @@ export function redactSql(text: string): string {
     .replace(BEARER, `$1${MARK}`)
     .replace(URI_PASSWORD, `$1${MARK}@`)
     .replace(CONNINFO, `$1${MARK}`)
-    .replace(PASSWORD_LITERAL, `$1'${MARK}'`)
+    .replace(SET_CONFIG, `$1'${MARK}'`)
     .replace(SET_SECRET, `$1'${MARK}'`)
-    .replace(SET_CONFIG, `$1'${MARK}'`);
+    .replace(PASSWORD_LITERAL, `$1'${MARK}'`);
 }
 
 // $n placeholders whose value is a secret: PASSWORD $1, password = $2, set_config('x.password', $3, ...).

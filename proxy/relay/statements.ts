@@ -104,10 +104,15 @@ interface Draft {
   held: number;
 }
 
-/** What the server owes for one client message, in the order the client sent them. */
+/**
+ * What the server owes for one client message, in the order the client sent them. Parse and Bind
+ * keep their statement's text: when one of them fails and no Execute of that batch is queued, the
+ * failure is recorded as a statement of its own.
+ */
 type Pending =
   | { readonly kind: 'query' | 'function' | 'execute'; readonly draft: Draft }
-  | { readonly kind: 'parse' | 'bind' | 'close' | 'describe' }
+  | { readonly kind: 'parse' | 'bind'; readonly statement: string; readonly text: string | null; readonly truncated: boolean }
+  | { readonly kind: 'close' | 'describe' }
   | { readonly kind: 'sync' };
 
 interface Prepared {
@@ -155,15 +160,17 @@ export class StatementTracker {
       }
       case FrontendType.parse: {
         const d = decodeFrontendMessage(msg);
-        if (d.kind === 'parse') this.#remember(this.#prepared, d.statement ?? '', { text: d.text ?? null, truncated: d.truncated }, MAX_PREPARED);
-        this.#request({ kind: 'parse' });
+        const statement = d.kind === 'parse' ? d.statement ?? '' : '';
+        const prepared = { text: d.kind === 'parse' ? d.text ?? null : null, truncated: d.kind === 'parse' && d.truncated };
+        this.#remember(this.#prepared, statement, prepared, MAX_PREPARED);
+        this.#request({ kind: 'parse', statement, ...prepared });
         return;
       }
       case FrontendType.bind: {
         const d = decodeFrontendMessage(msg, { bindValues: this.#o.parameters });
+        const statement = d.kind === 'bind' ? d.statement ?? '' : '';
+        const prepared = this.#prepared.get(statement);
         if (d.kind === 'bind') {
-          const statement = d.statement ?? '';
-          const prepared = this.#prepared.get(statement);
           const portal: Portal = {
             statement,
             text: prepared?.text ?? null,
@@ -173,7 +180,7 @@ export class StatementTracker {
           };
           this.#remember(this.#portals, d.portal ?? '', portal, MAX_PORTALS);
         }
-        this.#request({ kind: 'bind' });
+        this.#request({ kind: 'bind', statement, text: prepared?.text ?? null, truncated: prepared?.truncated ?? false });
         return;
       }
       case FrontendType.execute: {
@@ -347,12 +354,26 @@ export class StatementTracker {
       head.draft.sqlstate ??= code;
       return;
     }
-    // An extended-protocol message failed: it gets the error, and everything after it up to the
-    // next Sync is discarded by the server.
+    // An extended-protocol message failed, and the server discards everything after it up to the
+    // next Sync. The statement that failed is the Execute itself, or, for a failed Parse or Bind,
+    // the first Execute queued after it; without one, the Parse or Bind is recorded on its own.
     const failed = this.#shift();
     if (failed !== undefined && 'draft' in failed) {
       failed.draft.sqlstate = code;
       this.#finish(failed, 'error');
+    } else {
+      const owner = this.#firstExecuteBeforeSync();
+      if (owner !== undefined) {
+        owner.draft.sqlstate = code;
+        while (this.#queue[this.#head] !== owner) this.#shift();
+        this.#shift();
+        this.#finish(owner, 'error');
+      } else if (failed !== undefined && (failed.kind === 'parse' || failed.kind === 'bind')) {
+        const draft = this.#draft('extended', failed.text, failed.truncated, null, false);
+        draft.statement = failed.statement;
+        draft.sqlstate = code;
+        this.#finish({ draft }, 'error');
+      }
     }
     for (;;) {
       const next = this.#queue[this.#head];
@@ -364,6 +385,15 @@ export class StatementTracker {
       const p = this.#shift();
       if (p !== undefined && 'draft' in p) this.#finish(p, 'skipped');
     }
+  }
+
+  #firstExecuteBeforeSync(): { readonly kind: 'query' | 'function' | 'execute'; readonly draft: Draft } | undefined {
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const p = this.#queue[i] as Pending;
+      if (p.kind === 'sync') return undefined;
+      if (p.kind === 'execute') return p;
+    }
+    return undefined;
   }
 
   #ready(): void {
