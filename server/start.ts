@@ -80,8 +80,13 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     const index = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
     cleanups.push(async () => index.close());
     logger.info({ store: store.kind, ...index.stats() }, 'directory loaded');
-    // The data path sees the index only through its own port.
-    const directory: Directory = index;
+    // The data path sees the index only through its own port. Revocations run a moment after the
+    // write that caused them (setImmediate), once the SCIM service has recorded that write: the
+    // audit log tells the deactivation before the session ends it caused.
+    const directory: Directory = {
+      findPerson: (identity) => index.findPerson(identity),
+      onRevocation: (listener) => index.onRevocation((notice) => setImmediate(listener, notice)),
+    };
 
     const verifier = createTokenVerifier({
       issuer: config.oidc.issuer,

@@ -25,8 +25,8 @@ export const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   admin: ['lib'],
   server: ['lib', 'audit', 'proxy', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream', 'proxy/session', 'scim', 'admin'],
   demo: ['lib', 'server', 'proxy/auth', 'proxy/tls', 'scim'],
-  cli: ['lib', 'server', 'demo', 'proxy/auth'],
-  bench: ['lib', 'server', 'demo', 'proxy', 'proxy/auth', 'proxy/session', 'scim'],
+  cli: ['lib', 'server', 'demo', 'proxy/auth', 'audit'],
+  bench: ['lib', 'server', 'demo', 'proxy', 'proxy/auth', 'proxy/session', 'scim', 'audit'],
 };
 
 /** The room a file lives in: its top folder, or proxy/<room>. */
