@@ -2,11 +2,14 @@
 // folders meaning every numbered audit file in them) grouped into series, each series in file order
 // (docs/design.md §6: one series per instance, numbered files, rotation starts the next number).
 import { readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { CodedError } from '../../lib/coded-error.js';
 import { parseSeriesPath } from '../files.js';
 
-/** One instance's files in order; `key` is the path without the number (or the file, for other names). */
+/**
+ * One instance's files in order; `key` is the file name without the number (or the path, for other
+ * names). Files of one series may sit in several folders (an archive and the live folder).
+ */
 export interface SourceSeries {
   readonly key: string;
   readonly files: readonly string[];
@@ -28,14 +31,14 @@ export async function collectSeries(args: readonly string[]): Promise<SourceSeri
   const bySeries = new Map<string, { n: number; file: string }[]>();
   for (const file of files) {
     const parsed = parseSeriesPath(file);
-    const key = parsed?.series ?? file;
+    const key = parsed === undefined ? file : basename(parsed.series);
     const list = bySeries.get(key) ?? [];
     list.push({ n: parsed?.n ?? 0, file });
     bySeries.set(key, list);
   }
   return [...bySeries.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, list]) => ({ key, files: list.sort((a, b) => a.n - b.n).map((f) => f.file) }));
+    .map(([key, list]) => ({ key, files: list.sort((a, b) => a.n - b.n || (a.file < b.file ? -1 : 1)).map((f) => f.file) }));
 }
 
 /** The folders among the arguments (for --follow, which also picks up series that start later). */
