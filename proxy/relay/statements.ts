@@ -144,6 +144,11 @@ export class StatementTracker {
   #queuedText = 0;
   /** The server is discarding everything until the client's next Sync. */
   #skipping = false;
+  /**
+   * A Parse or Bind that failed before the client sent its Execute: the next Execute is that
+   * statement (recorded once, as the error), or at Sync the failure is recorded on its own.
+   */
+  #failedEarly: Draft | undefined;
 
   constructor(o: StatementTrackerOptions) {
     this.#o = o;
@@ -212,6 +217,7 @@ export class StatementTracker {
         return;
       case FrontendType.sync:
         this.#skipping = false;
+        this.#flushFailedEarly();
         this.#push({ kind: 'sync' });
         return;
       case FrontendType.copyData: {
@@ -294,6 +300,7 @@ export class StatementTracker {
 
   /** The session ended: every statement still waiting for an answer is reported unfinished. */
   end(): void {
+    this.#flushFailedEarly();
     while (this.#head < this.#queue.length) {
       const p = this.#shift();
       if (p !== undefined && 'draft' in p) this.#finish(p, 'unfinished');
@@ -318,7 +325,23 @@ export class StatementTracker {
   /** A request the server answers, or (while it discards until Sync) one it will never see. */
   #request(p: Pending): void {
     if (!this.#skipping) return this.#push(p);
-    if ('draft' in p) this.#finish(p, 'skipped');
+    if (!('draft' in p)) return;
+    const early = this.#failedEarly;
+    if (early !== undefined && p.kind === 'execute') {
+      // The Execute of the statement whose Parse or Bind failed: one event, the error.
+      this.#failedEarly = undefined;
+      p.draft.sqlstate = early.sqlstate;
+      p.draft.started = early.started;
+      this.#finish(p, 'error');
+      return;
+    }
+    this.#finish(p, 'skipped');
+  }
+
+  #flushFailedEarly(): void {
+    const early = this.#failedEarly;
+    this.#failedEarly = undefined;
+    if (early !== undefined) this.#finish({ draft: early }, 'error');
   }
 
   #push(p: Pending): void {
@@ -372,7 +395,8 @@ export class StatementTracker {
         const draft = this.#draft('extended', failed.text, failed.truncated, null, false);
         draft.statement = failed.statement;
         draft.sqlstate = code;
-        this.#finish({ draft }, 'error');
+        this.#flushFailedEarly();
+        this.#failedEarly = draft;
       }
     }
     for (;;) {
@@ -381,7 +405,11 @@ export class StatementTracker {
         this.#skipping = true;
         return;
       }
-      if (next.kind === 'sync') return;
+      if (next.kind === 'sync') {
+        // The batch's Sync is already on its way: no Execute of the failed statement will follow.
+        this.#flushFailedEarly();
+        return;
+      }
       const p = this.#shift();
       if (p !== undefined && 'draft' in p) this.#finish(p, 'skipped');
     }
