@@ -12,6 +12,7 @@ import { createLogger } from '../../lib/log.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { startTestIssuer, type TestIssuer } from '../auth/issuer-fixture.js';
 import { issueCert } from './certs.js';
+import { keepAuditFolder, keepLog, registerSecrets } from './ledger.js';
 import { createTestDatabase, pgInfo, superuserQuery, type TestDatabase } from './postgres.js';
 import { tempDir, type TempDir } from './tmp.js';
 
@@ -95,6 +96,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await writeFile(issuerCa, issuer.ca);
 
   const scimToken = randomBytes(24).toString('base64url');
+  registerSecrets(scimToken, passwords.reader, passwords.writer, ...((opts.config?.admin?.tokens as string[] | undefined) ?? []));
   const base: Record<string, Record<string, unknown> | unknown[]> = {
     proxy: { listen: '127.0.0.1:0', tls: { cert: proxyCert.certPath, key: proxyCert.keyPath }, loginTimeout: '10s', drainTimeout: '1s', allowedOptions: ['statement_timeout', 'search_path'] },
     upstream: { host: '127.0.0.1', port: info.port, tls: { mode: 'verify-full', ca: info.caCertPath }, connectTimeout: '5s' },
@@ -210,6 +212,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
     async close() {
       await server.close();
+      // Kept for the suite-wide secret scan, which runs after every test file.
+      keepLog(`stack-${suffix}`, lines.join('\n'));
+      keepAuditFolder(`stack-${suffix}`, dir.path);
       await issuer.close();
       await db.drop();
       for (const r of Object.values(roles)) await superuserQuery(`DROP ROLE IF EXISTS "${r}"`).catch(() => undefined);
