@@ -160,7 +160,8 @@ log: { level: warn }
   }
 }
 
-async function pgbench(binDir: string, target: { port: number; user: string; password: string }, args: string[], seconds: number): Promise<number> {
+/** One pgbench run against `target`; its tps (without connection time). */
+export async function pgbench(binDir: string, target: { port: number; user: string; password: string }, args: string[], seconds: number): Promise<number> {
   const { stdout } = await run(join(binDir, 'pgbench'), [...args, '-n', '-T', String(seconds), '-h', 'localhost', '-p', String(target.port), '-U', target.user, 'bench'], {
     env: { ...process.env, PGPASSWORD: target.password, PGSSLMODE: 'require' },
     maxBuffer: 16 * 1024 * 1024,
@@ -171,7 +172,8 @@ async function pgbench(binDir: string, target: { port: number; user: string; pas
   return Number(m[1]);
 }
 
-async function provisionBenchPerson(adminUrl: string, token: string): Promise<void> {
+/** One person in the `bench` group (which grants bench_user), over SCIM. */
+export async function provisionBenchPerson(adminUrl: string, token: string): Promise<void> {
   const post = async (path: string, body: unknown) => {
     const res = await fetch(`${adminUrl}/scim/v2${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' }, body: JSON.stringify(body) });
     if (res.status !== 201) throw new Error(`SCIM ${path}: ${res.status}`);

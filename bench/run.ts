@@ -1,6 +1,7 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim|proxy, --users N, --groups N, --store sqlite|postgres,
-// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure).
+// target is missed. Options: --only scim|proxy|audit, --users N, --groups N, --store sqlite|postgres,
+// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure),
+// --audit-bytes N (size of the generated audit file searched, default 1 GB).
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import { freeLoopbackPort as freePort } from '../demo/ports.js';
+import { runAuditBench } from './audit.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 
@@ -22,6 +24,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '2' },
     idle: { type: 'string', default: '1000' },
+    'audit-bytes': { type: 'string', default: '1000000000' },
   },
 });
 
@@ -87,6 +90,18 @@ async function main(): Promise<number> {
         idleSessions: Number(values.idle),
       });
       ok = print(`Proxy: pgbench, ${values.seconds}s per run, median of ${values.rounds} alternating rounds, TLS everywhere`, rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'audit') {
+      const auditDir = join(dir, 'audit');
+      await mkdir(auditDir);
+      const rows = await runAuditBench({
+        dir: auditDir,
+        freePort,
+        seconds: Number(values.seconds),
+        rounds: Number(values.rounds),
+        searchBytes: Number(values['audit-bytes']),
+      });
+      ok = print(`Audit: pgbench -S 8 clients with statement auditing on and off (${values.seconds}s per run, median of ${values.rounds} alternating rounds); search over a generated file`, rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();
