@@ -1,17 +1,22 @@
-// The audit file writer (docs/design.md §6): events are sealed into the hash chain in the order they
-// were emitted and appended in batches, off the relay's path: every event emitted while a batch is
-// being written goes into the next one, and each batch is one append plus one fdatasync before the
-// next starts. A batch that fails is kept and retried as it is (same lines, same hashes), so nothing
-// is reordered, lost or written twice; meanwhile the writer reports itself unavailable.
-import { mkdir, open, readFile, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+// The audit log's writer as the rest of the process sees it (docs/design.md §6): events are turned
+// into JSON here, in the order they are emitted, and handed in batches (one per turn of the event loop)
+// to the appender in the writer's own thread (audit/appender.ts, audit/writer-worker.ts), which seals,
+// hashes and appends them off the relay's event loop. What is on disk comes back as counts, so a
+// caller can wait for its event (`flushed`) and everyone can see whether the log can be written.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { CodedError } from '../lib/coded-error.js';
 import type { Logger } from '../lib/log.js';
-import { sealLine, type ChainHead } from './chain.js';
+import type { AppenderState } from './appender.js';
+import { eventJson, type ChainHead } from './chain.js';
 import type { AuditEvent } from './events.js';
 import { seriesFile, seriesLock, seriesOf, type Series } from './files.js';
 import { resumePoint } from './resume.js';
-import type { CheckpointSigner } from './signing.js';
+import { signerFromPem } from './signing.js';
+import type { FromAppender, ToAppender } from './writer-worker.js';
 
 /** Raised to whoever waits for an event to be on disk while the audit file cannot be written. */
 export class AuditUnavailableError extends CodedError<'audit_unavailable'> {
@@ -26,8 +31,8 @@ export interface AuditWriterOptions {
   readonly instance: string;
   /** `audit.rotateBytes`: a file is not grown past this (a single longer line gets a file of its own). */
   readonly rotateBytes: number;
-  /** `audit.signingKey`: signed checkpoints every `checkpointEveryMs` when anything was written. */
-  readonly signer?: CheckpointSigner;
+  /** `audit.signingKey` (PEM): signed checkpoints every `checkpointEveryMs` when anything was written. */
+  readonly signingKeyPem?: string;
   readonly checkpointEveryMs?: number;
   readonly now: () => number;
   readonly logger: Logger;
@@ -52,86 +57,90 @@ export interface AuditHead {
   readonly available: boolean;
 }
 
-interface Batch {
-  /** Sealed lines, newline included. */
-  readonly lines: readonly Buffer[];
-  /** The chain head after the last line, and its ts. */
-  readonly head: ChainHead;
-  readonly ts: string;
-  /** Events of the caller in this batch (checkpoints are the writer's own). */
-  readonly events: number;
-  /** Lines already durable. */
-  done: number;
-  /** The lines being appended to the current file, and how many bytes of them made it. */
-  segment?: { readonly buf: Buffer; readonly lines: number; readonly ino: number; off: number };
-}
-
 interface Waiter {
   readonly upto: number;
   resolve(): void;
   reject(err: Error): void;
 }
 
+/** The appender's thread is the compiled writer-worker.js next to this module (under dist/ when this runs as TypeScript). */
+function workerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  const file = here.endsWith('.ts') ? fileURLToPath(new URL('../dist/audit/writer-worker.js', import.meta.url)) : fileURLToPath(new URL('./writer-worker.js', import.meta.url));
+  if (!existsSync(file)) throw new CodedError('audit_worker_missing', `${file} is missing: run "npm run build"`);
+  return file;
+}
+
 /** One instance's audit writer; `open` takes the series' lock and finds where its chain stands. */
 export class AuditWriter {
   readonly #o: AuditWriterOptions;
   readonly #series: Series;
-  readonly #instance: string;
-  #pending: { event: AuditEvent; ts: string }[] = [];
-  #batch: Batch | undefined;
+  readonly #worker: Worker;
+  #events: string[] = [];
+  #eventTs: string[] = [];
+  #scheduled = false;
   /** Events appended / durable since start. */
   #appended = 0;
   #durable = 0;
   #waiters: Waiter[] = [];
-  /** Head after the last sealed line, and after the last durable one. */
-  #sealedHead: ChainHead;
-  #durableHead: ChainHead;
-  #durableTs: string | null = null;
-  #lastWasCheckpoint = false;
-  #checkpointWanted = false;
-  #n: number;
-  #size: number;
-  #fh: FileHandle | undefined;
-  #ino = 0;
-  #running = false;
+  #head: ChainHead;
+  #headTs: string | null = null;
+  #file: string | null;
   #available = true;
   #overflowed = false;
   #failure: unknown;
-  #retry: NodeJS.Timeout | undefined;
   #checkpoints: NodeJS.Timeout | undefined;
   #closed = false;
-  #idle: (() => void)[] = [];
+  #onClosed: ((unwritten: number) => void) | undefined;
+  /** The last ts string and the millisecond it is for: most events of a busy second share one. */
+  #tsMs = -1;
+  #ts = '';
 
-  private constructor(o: AuditWriterOptions, series: Series, resume: { head: ChainHead; n: number; size: number }) {
+  private constructor(o: AuditWriterOptions, series: Series, state: AppenderState) {
     this.#o = o;
     this.#series = series;
-    this.#instance = o.instance;
-    this.#sealedHead = resume.head;
-    this.#durableHead = resume.head;
-    this.#n = resume.n;
-    this.#size = resume.size;
+    this.#head = state.head;
+    this.#file = state.n > 0 ? seriesFile(series, state.n) : null;
+    this.#worker = new Worker(workerFile(), { workerData: state });
+    // The writer must not keep a process alive on its own; close() ends it.
+    this.#worker.unref();
+    this.#worker.on('message', (m: FromAppender) => this.#message(m));
+    this.#worker.on('error', (err) => {
+      this.#o.logger.error({ err }, 'audit writer thread failed');
+      this.#setFailed(err);
+    });
   }
 
   /**
    * Opens the instance's series: creates the folder, takes the lock (a second process with the same
    * instance name is refused: two writers on one chain would fork it), resumes the chain from the
-   * newest file. A file that cannot be opened yet is not fatal: the writer starts unavailable and
-   * keeps trying.
+   * newest file, checks the signing key. A file that cannot be opened yet is not fatal: the writer
+   * starts and reports itself unavailable at its first write, and keeps trying.
    */
   static async open(o: AuditWriterOptions): Promise<AuditWriter> {
+    if (o.signingKeyPem !== undefined) signerFromPem(o.signingKeyPem);
     const series = seriesOf(o.base, o.instance);
     await mkdir(series.dir, { recursive: true, mode: 0o750 });
     await takeLock(series, o.instance);
     try {
       const resume = await resumePoint(series);
       // A torn last line (a crash mid-write) is left as it is; the chain goes on in the next file.
-      const start = resume.torn ? { ...resume, n: resume.n + 1, size: 0 } : resume;
-      const w = new AuditWriter(o, series, start);
-      if (o.signer !== undefined && (o.checkpointEveryMs ?? 0) > 0) {
+      if (resume.torn) o.logger.warn({ file: seriesFile(series, resume.n) }, 'audit file ends in a partial line; continuing in the next file');
+      const state: AppenderState = {
+        series,
+        instance: o.instance,
+        rotateBytes: o.rotateBytes,
+        n: resume.torn ? resume.n + 1 : resume.n,
+        size: resume.torn ? 0 : resume.size,
+        head: resume.head,
+        retryMs: o.retryMs ?? 500,
+        ...(o.signingKeyPem !== undefined ? { signingKeyPem: o.signingKeyPem } : {}),
+      };
+      const w = new AuditWriter(o, series, state);
+      if (o.signingKeyPem !== undefined && (o.checkpointEveryMs ?? 0) > 0) {
         w.#checkpoints = setInterval(() => w.requestCheckpoint(), o.checkpointEveryMs);
         w.#checkpoints.unref();
       }
-      if (resume.torn) o.logger.warn({ file: seriesFile(series, resume.n) }, 'audit file ends in a partial line; continuing in the next file');
       return w;
     } catch (err) {
       await unlink(seriesLock(series)).catch(() => undefined);
@@ -145,31 +154,32 @@ export class AuditWriter {
   }
 
   head(): AuditHead {
-    return {
-      instance: this.#instance,
-      seq: this.#durableHead.seq,
-      hash: this.#durableHead.hash,
-      ts: this.#durableTs,
-      file: this.#n > 0 ? seriesFile(this.#series, this.#n) : null,
-      available: this.#available,
-    };
+    return { instance: this.#o.instance, seq: this.#head.seq, hash: this.#head.hash, ts: this.#headTs, file: this.#file, available: this.#available };
   }
 
-  /** Queues an event; it is sealed and written with the next batch. */
+  /** Queues an event; it goes to the appender with everything else emitted in this turn of the event loop. */
   append(event: AuditEvent): void {
     if (this.#closed) {
       this.#o.logger.error({ type: event.type }, 'audit event after the audit log was closed');
       return;
     }
-    this.#pending.push({ event, ts: new Date(this.#o.now()).toISOString() });
+    const ms = this.#o.now();
+    if (ms !== this.#tsMs) {
+      this.#tsMs = ms;
+      this.#ts = new Date(ms).toISOString();
+    }
+    this.#events.push(eventJson(event));
+    this.#eventTs.push(this.#ts);
     this.#appended++;
-    this.#lastWasCheckpoint = false;
-    if (!this.#available && !this.#overflowed && this.#pending.length > (this.#o.maxPending ?? 100_000)) {
+    if (!this.#available && !this.#overflowed && this.#appended - this.#durable > (this.#o.maxPending ?? 100_000)) {
       this.#overflowed = true;
-      this.#o.logger.error({ pending: this.#pending.length }, 'audit log unavailable and its memory buffer is full: ending live sessions');
+      this.#o.logger.error({ waiting: this.#appended - this.#durable }, 'audit log unavailable and its memory buffer is full: ending live sessions');
       this.#o.onOverflow?.();
     }
-    this.#kick();
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#post());
+    }
   }
 
   /** Resolves once every event appended so far is on disk; rejects at once while the file cannot be written. */
@@ -181,192 +191,77 @@ export class AuditWriter {
 
   /** Asks for a signed checkpoint after the newest line, when there is anything new to vouch for. */
   requestCheckpoint(): void {
-    if (this.#o.signer === undefined || this.#lastWasCheckpoint) return;
-    if (this.#sealedHead.seq === 0 && this.#pending.length === 0) return;
-    this.#checkpointWanted = true;
-    this.#kick();
+    if (this.#o.signingKeyPem === undefined || this.#closed) return;
+    this.#post();
+    this.#send({ t: 'checkpoint' });
   }
 
   /** Writes what is queued (with a last checkpoint), waits up to `timeoutMs` for it, releases the lock. */
   async close(timeoutMs = 5_000): Promise<void> {
     if (this.#closed) return;
     this.requestCheckpoint();
+    this.#post();
     this.#closed = true;
     if (this.#checkpoints) clearInterval(this.#checkpoints);
-    const drained = new Promise<boolean>((resolve) => {
-      if (!this.#busy()) return resolve(true);
-      this.#idle.push(() => resolve(true));
+    const unwritten = await new Promise<number>((resolve) => {
+      this.#onClosed = resolve;
+      this.#send({ t: 'close', timeoutMs });
+      setTimeout(() => resolve(this.#appended - this.#durable), timeoutMs + 1_000).unref();
     });
-    const timer = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref());
-    if (!(await Promise.race([drained, timer]))) {
-      this.#o.logger.error({ unwritten: this.#appended - this.#durable }, 'audit log closed with events it could not write');
-    }
-    if (this.#retry) clearTimeout(this.#retry);
-    await this.#fh?.close().catch(() => undefined);
-    this.#fh = undefined;
+    if (unwritten > 0) this.#o.logger.error({ unwritten }, 'audit log closed with events it could not write');
+    await this.#worker.terminate();
     for (const w of this.#waiters.splice(0)) w.reject(new AuditUnavailableError(this.#failure));
     await unlink(seriesLock(this.#series)).catch(() => undefined);
   }
 
-  #busy(): boolean {
-    return this.#running || this.#batch !== undefined || this.#pending.length > 0 || this.#checkpointWanted;
+  #post(): void {
+    this.#scheduled = false;
+    if (this.#events.length === 0) return;
+    this.#send({ t: 'events', events: this.#events, ts: this.#eventTs });
+    this.#events = [];
+    this.#eventTs = [];
   }
 
-  #kick(): void {
-    if (this.#running || this.#retry !== undefined) return;
-    this.#running = true;
-    // setImmediate: everything emitted in this turn of the event loop goes into one batch.
-    setImmediate(() => void this.#drain());
+  #send(m: ToAppender): void {
+    this.#worker.postMessage(m);
   }
 
-  async #drain(): Promise<void> {
-    try {
-      for (;;) {
-        if (this.#batch === undefined) {
-          if (this.#pending.length === 0 && !this.#checkpointWanted) break;
-          this.#batch = this.#seal();
-        }
-        await this.#write(this.#batch);
-        this.#completed(this.#batch);
-        this.#batch = undefined;
+  #message(m: FromAppender): void {
+    switch (m.t) {
+      case 'durable': {
+        this.#durable += m.events;
+        this.#head = { seq: m.seq, hash: m.hash };
+        this.#headTs = m.ts;
+        this.#file = m.file;
+        const still: Waiter[] = [];
+        for (const w of this.#waiters) (w.upto <= this.#durable ? w.resolve() : still.push(w));
+        this.#waiters = still;
+        return;
       }
-      this.#running = false;
-      for (const f of this.#idle.splice(0)) f();
-    } catch (err) {
-      this.#running = false;
-      this.#failed(err);
-    }
-  }
-
-  /** Seals every pending event (and a wanted checkpoint) into the next batch. */
-  #seal(): Batch {
-    const lines: Buffer[] = [];
-    let head = this.#sealedHead;
-    let ts = '';
-    const events = this.#pending.length;
-    for (const p of this.#pending) {
-      const sealed = sealLine(p.event, p.ts, this.#instance, head);
-      lines.push(Buffer.from(`${sealed.line}\n`, 'utf8'));
-      head = sealed.head;
-      ts = p.ts;
-    }
-    this.#pending = [];
-    const signer = this.#o.signer;
-    if (this.#checkpointWanted && signer !== undefined && head.seq > 0) {
-      ts = new Date(this.#o.now()).toISOString();
-      const checkpoint: AuditEvent = { type: 'checkpoint', upto: head.seq, head: head.hash, sig: signer.sign(this.#instance, head.seq, head.hash), keyId: signer.keyId };
-      const sealed = sealLine(checkpoint, ts, this.#instance, head);
-      lines.push(Buffer.from(`${sealed.line}\n`, 'utf8'));
-      head = sealed.head;
-      this.#lastWasCheckpoint = true;
-    }
-    this.#checkpointWanted = false;
-    this.#sealedHead = head;
-    return { lines, head, ts, events, done: 0 };
-  }
-
-  /** Appends the batch's remaining lines, rotating at `rotateBytes`, each file's part made durable. */
-  async #write(batch: Batch): Promise<void> {
-    while (batch.done < batch.lines.length) {
-      await this.#ensureFile();
-      if (batch.segment !== undefined && batch.segment.ino !== this.#ino) batch.segment = undefined;
-      if (batch.segment === undefined) {
-        const first = batch.lines[batch.done] as Buffer;
-        if (this.#size > 0 && this.#size + first.length > this.#o.rotateBytes) await this.#rotate();
-        let bytes = 0;
-        let count = 0;
-        for (let i = batch.done; i < batch.lines.length; i++) {
-          const len = (batch.lines[i] as Buffer).length;
-          if (count > 0 && this.#size + bytes + len > this.#o.rotateBytes) break;
-          bytes += len;
-          count++;
-        }
-        const buf = count === 1 ? first : Buffer.concat(batch.lines.slice(batch.done, batch.done + count), bytes);
-        batch.segment = { buf, lines: count, ino: this.#ino, off: 0 };
+      case 'failed': {
+        const err = Object.assign(new Error(m.message), { code: m.code });
+        this.#o.logger.error({ err, file: m.file }, 'audit log write failed: refusing new sessions until it works again');
+        this.#setFailed(err);
+        return;
       }
-      const seg = batch.segment;
-      const fh = this.#fh as FileHandle;
-      while (seg.off < seg.buf.length) {
-        const { bytesWritten } = await fh.write(seg.buf, seg.off, seg.buf.length - seg.off);
-        seg.off += bytesWritten;
-        this.#size += bytesWritten;
-      }
-      await fh.datasync();
-      batch.done += seg.lines;
-      batch.segment = undefined;
+      case 'recovered':
+        this.#available = true;
+        this.#overflowed = false;
+        this.#o.logger.warn({ file: m.file }, 'audit log writable again');
+        return;
+      case 'replaced':
+        this.#o.logger.error({ file: m.file }, 'audit file was removed or replaced; continuing in a new file');
+        return;
+      case 'closed':
+        this.#onClosed?.(m.unwritten);
+        return;
     }
   }
 
-  /** Opens the current file, or a new one when the one held was removed or replaced. */
-  async #ensureFile(): Promise<void> {
-    if (this.#fh !== undefined) {
-      const path = seriesFile(this.#series, this.#n);
-      const onDisk = await stat(path).catch(() => undefined);
-      if (onDisk !== undefined && onDisk.ino === this.#ino) return;
-      // Lines written to an unlinked file would be lost: the chain goes on in a new file, and
-      // `audit verify` shows the missing lines as a gap before it.
-      this.#o.logger.error({ file: path }, 'audit file was removed or replaced; continuing in a new file');
-      await this.#fh.close().catch(() => undefined);
-      this.#fh = undefined;
-      this.#n++;
-      this.#size = 0;
-    }
-    if (this.#n === 0) this.#n = 1;
-    await this.#openCurrent();
-  }
-
-  async #rotate(): Promise<void> {
-    await this.#fh?.close().catch(() => undefined);
-    this.#fh = undefined;
-    this.#n++;
-    this.#size = 0;
-    await this.#openCurrent();
-  }
-
-  async #openCurrent(): Promise<void> {
-    const path = seriesFile(this.#series, this.#n);
-    // 'a' appends to the file a restart resumes; a new number is created exclusively.
-    const fh = await open(path, this.#size > 0 ? 'a' : 'ax', 0o640).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EEXIST') return open(path, 'a', 0o640);
-      throw err;
-    });
-    const st = await fh.stat();
-    this.#fh = fh;
-    this.#ino = st.ino;
-    this.#size = st.size;
-    // The new directory entry must survive a crash as much as the lines in it.
-    const dir = await open(this.#series.dir, 'r');
-    await dir.sync().finally(() => dir.close());
-  }
-
-  #completed(batch: Batch): void {
-    this.#durable += batch.events;
-    this.#durableHead = batch.head;
-    this.#durableTs = batch.ts;
-    if (!this.#available) {
-      this.#available = true;
-      this.#overflowed = false;
-      this.#o.logger.warn({ file: seriesFile(this.#series, this.#n) }, 'audit log writable again');
-    }
-    const still: Waiter[] = [];
-    for (const w of this.#waiters) (w.upto <= this.#durable ? w.resolve() : still.push(w));
-    this.#waiters = still;
-  }
-
-  #failed(err: unknown): void {
-    if (this.#available) this.#o.logger.error({ err, file: seriesFile(this.#series, this.#n) }, 'audit log write failed: refusing new sessions until it works again');
+  #setFailed(err: unknown): void {
     this.#available = false;
     this.#failure = err;
     for (const w of this.#waiters.splice(0)) w.reject(new AuditUnavailableError(err));
-    if (this.#closed) {
-      for (const f of this.#idle.splice(0)) f();
-      return;
-    }
-    this.#retry = setTimeout(() => {
-      this.#retry = undefined;
-      this.#kick();
-    }, this.#o.retryMs ?? 500);
-    this.#retry.unref();
   }
 }
 

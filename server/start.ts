@@ -7,7 +7,6 @@ import { createAdminApp } from '../admin/app.js';
 import { createAuditHeadRouter } from '../admin/audit-head.js';
 import { createSessionsRouter } from '../admin/sessions.js';
 import { createAuditLog, type AuditLog } from '../audit/emitter.js';
-import { signerFromPem } from '../audit/signing.js';
 import { AuditWriter } from '../audit/writer.js';
 import { BearerTokens } from '../lib/bearer-tokens.js';
 import type { Logger } from '../lib/log.js';
@@ -57,13 +56,13 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
   const metrics = createServerMetrics();
   const now = deps.now ?? Date.now;
   // The audit log opens first and closes last, so the end of every session is in it.
-  const signer = config.audit.signingKey ? signerFromPem(await readFile(config.audit.signingKey)) : undefined;
+  const signingKeyPem = config.audit.signingKey ? await readFile(config.audit.signingKey, 'utf8') : undefined;
   let endAllSessions: () => void = () => undefined;
   const writer = await AuditWriter.open({
     base: config.audit.file,
     instance: deps.instance,
     rotateBytes: config.audit.rotateBytes,
-    ...(signer ? { signer, checkpointEveryMs: config.audit.checkpointEvery } : {}),
+    ...(signingKeyPem !== undefined ? { signingKeyPem, checkpointEveryMs: config.audit.checkpointEvery } : {}),
     now,
     logger,
     onOverflow: () => endAllSessions(),

@@ -3,7 +3,7 @@
 // then those sessions' statements: statement lines of other sessions are skipped from their raw bytes
 // without parsing, which is what keeps a search of a 1 GB file within seconds.
 import type { SourceSeries } from './sources.js';
-import { readLines } from './lines.js';
+import { readLineBlocks } from './lines.js';
 
 /** One parsed audit line. */
 export type AuditRecord = Record<string, unknown> & { readonly type: string; readonly ts: string; readonly instance: string; readonly seq: number };
@@ -125,32 +125,41 @@ function statementSession(b: Buffer): string | undefined {
   return end < 0 ? undefined : b.toString('latin1', start, end);
 }
 
-/** Every matching event of one series, in file order. */
-async function* seriesEvents(s: SourceSeries, scope: Scope): AsyncGenerator<AuditRecord> {
+/** Every matching event of one series, in file order, a block of the file at a time. */
+async function* seriesEvents(s: SourceSeries, scope: Scope): AsyncGenerator<AuditRecord[]> {
   const skipStatements = scope.filter.types !== undefined && !scope.filter.types.has('statement');
   for (const file of s.files) {
-    for await (const raw of readLines(file)) {
-      if (raw.partial) continue;
-      if (isStatementLine(raw.bytes)) {
-        if (skipStatements) continue;
-        if (scope.bySession) {
-          const id = statementSession(raw.bytes);
-          if (id !== undefined && !scope.wantsSession(id)) continue;
+    for await (const block of readLineBlocks(file)) {
+      const out: AuditRecord[] = [];
+      for (const raw of block) {
+        if (raw.partial) continue;
+        if (isStatementLine(raw.bytes)) {
+          if (skipStatements) continue;
+          if (scope.bySession) {
+            const id = statementSession(raw.bytes);
+            if (id !== undefined && !scope.wantsSession(id)) continue;
+          }
         }
+        const text = raw.bytes.toString('utf8');
+        let r: AuditRecord;
+        try {
+          r = JSON.parse(text) as AuditRecord;
+        } catch {
+          continue; // `audit verify` reports lines that are not JSON
+        }
+        if (r === null || typeof r !== 'object' || typeof r.ts !== 'string' || typeof r.type !== 'string') continue;
+        (r as { [RAW_LINE]?: string })[RAW_LINE] = text;
+        scope.learn(r);
+        if (scope.matches(r)) out.push(r);
       }
-      const text = raw.bytes.toString('utf8');
-      let r: AuditRecord;
-      try {
-        r = JSON.parse(text) as AuditRecord;
-      } catch {
-        continue; // `audit verify` reports lines that are not JSON
-      }
-      if (r === null || typeof r !== 'object' || typeof r.ts !== 'string' || typeof r.type !== 'string') continue;
-      (r as { [RAW_LINE]?: string })[RAW_LINE] = text;
-      scope.learn(r);
-      if (scope.matches(r)) yield r;
+      if (out.length > 0) yield out;
     }
   }
+}
+
+/** One series' matching events one at a time, from its blocks. */
+async function* flatten(blocks: AsyncGenerator<AuditRecord[]>): AsyncGenerator<AuditRecord> {
+  for await (const b of blocks) yield* b;
 }
 
 /** Events of all series that match `filter`, oldest first (ties: instance, then seq). */
@@ -160,7 +169,7 @@ export async function* readEvents(
   opts: { /** Filled with the person of every session.start read (also those filtered out). */ sessionPeople?: Map<string, string> } = {},
 ): AsyncGenerator<AuditRecord> {
   const scope = new Scope(filter, opts.sessionPeople);
-  const its = series.map((s) => seriesEvents(s, scope));
+  const its = series.map((s) => flatten(seriesEvents(s, scope)));
   const heads: (AuditRecord | undefined)[] = await Promise.all(its.map(async (it) => (await it.next()).value ?? undefined));
   for (;;) {
     let best = -1;

@@ -443,16 +443,17 @@ export class StatementTracker {
     const d = p.draft;
     this.#queuedText -= d.held;
     d.held = 0;
+    // Absent fields are undefined rather than spread in: this runs once per statement.
     this.#o.onStatement({
       protocol: d.protocol,
       text: d.text,
       truncated: d.truncated,
-      ...(d.statement !== undefined ? { statement: d.statement } : {}),
-      ...(d.portal !== undefined ? { portal: d.portal } : {}),
-      ...(d.function !== undefined ? { function: d.function } : {}),
+      statement: d.statement,
+      portal: d.portal,
+      function: d.function,
       paramCount: d.paramCount,
-      ...(d.values !== undefined ? { values: d.values } : {}),
-      ...(d.copy !== undefined ? { copy: d.copy } : {}),
+      values: d.values,
+      copy: d.copy,
       outcome,
       // A simple Query may hold several statements: their tags in order.
       tag: d.tags.length === 0 ? null : d.tags.length === 1 ? (d.tags[0] as string) : d.tags.join('; '),

@@ -166,18 +166,19 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   }
 
   function auditStatement(r: StatementRecord): void {
+    // Fields that do not apply stay undefined, which JSON leaves out: no spreads per statement.
     deps.audit.emit({
       type: 'statement',
       session: id,
       n: ++n,
       protocol: r.protocol,
       text: r.text,
-      ...(r.truncated ? { truncated: true as const } : {}),
-      ...(r.statement !== undefined ? { statement: r.statement } : {}),
-      ...(r.portal !== undefined ? { portal: r.portal } : {}),
-      ...(r.function !== undefined ? { function: r.function } : {}),
-      params: r.values !== undefined ? { count: r.paramCount, values: r.values } : { count: r.paramCount },
-      ...(r.copy !== undefined ? { copy: r.copy } : {}),
+      truncated: r.truncated ? true : undefined,
+      statement: r.statement,
+      portal: r.portal,
+      function: r.function,
+      params: r.values === undefined ? { count: r.paramCount } : { count: r.paramCount, values: r.values },
+      copy: r.copy,
       outcome: r.outcome,
       tag: r.tag,
       rows: r.rows,

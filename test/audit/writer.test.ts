@@ -96,8 +96,7 @@ describe('the writer', () => {
 
   it('writes a signed checkpoint when asked and when closing, covering the newest line', async () => {
     const keys = generateKeyPairSync('ed25519');
-    const signer = signerFromPem(keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const w = await open('gw-1', { signer });
+    const w = await open('gw-1', { signingKeyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string });
     w.append(ev(1));
     w.requestCheckpoint();
     await w.flushed();
