@@ -140,7 +140,7 @@ log: { level: warn }
  * Writes a sealed audit file of about `bytes`: sessions of 1,000 people, each a session.start, 300
  * pgbench-like statements and a session.end. Returns the person whose sessions are searched for.
  */
-async function generateAuditFile(file: string, bytes: number): Promise<{ bytes: number; statements: number; person: string }> {
+export async function generateAuditFile(file: string, bytes: number): Promise<{ bytes: number; statements: number; person: string }> {
   const out = createWriteStream(file);
   let head: ChainHead = { seq: 0, hash: GENESIS };
   let t = Date.parse('2026-11-23T08:00:00Z');

@@ -3,7 +3,7 @@
 // then those sessions' statements: statement lines of other sessions are skipped from their raw bytes
 // without parsing, which is what keeps a search of a 1 GB file within seconds.
 import type { SourceSeries } from './sources.js';
-import { readLineBlocks } from './lines.js';
+import { readBlocks } from './lines.js';
 
 /** One parsed audit line. */
 export type AuditRecord = Record<string, unknown> & { readonly type: string; readonly ts: string; readonly instance: string; readonly seq: number };
@@ -98,49 +98,53 @@ class Scope {
 }
 
 // Lines written by rolegate start with {"v":1,"ts":"<24 characters>","type":"<type>"; the readers
-// use that to skip lines cheaply and parse everything else in full.
+// use that to skip lines from their bytes, and parse everything else in full.
 const PREFIX = Buffer.from('{"v":1,"ts":"');
 const TYPE_AT = PREFIX.length + 24;
-const TYPE_KEY = Buffer.from('","type":"');
-const STATEMENT = Buffer.from('statement"');
+const STATEMENT_TYPE = Buffer.from('","type":"statement"');
 const SESSION_KEY = Buffer.from('"session":"');
 const UUID_LENGTH = 36;
 
-/** True when the raw line is a statement, from its bytes. */
-function isStatementLine(b: Buffer): boolean {
+/** True when the line at buf[start, end) is a statement, from its bytes. */
+function isStatementLine(buf: Buffer, start: number, end: number): boolean {
   return (
-    b.length > TYPE_AT + TYPE_KEY.length + STATEMENT.length &&
-    b.compare(PREFIX, 0, PREFIX.length, 0, PREFIX.length) === 0 &&
-    b.compare(TYPE_KEY, 0, TYPE_KEY.length, TYPE_AT, TYPE_AT + TYPE_KEY.length) === 0 &&
-    b.compare(STATEMENT, 0, STATEMENT.length, TYPE_AT + TYPE_KEY.length, TYPE_AT + TYPE_KEY.length + STATEMENT.length) === 0
+    end - start > TYPE_AT + STATEMENT_TYPE.length &&
+    buf.compare(STATEMENT_TYPE, 0, STATEMENT_TYPE.length, start + TYPE_AT, start + TYPE_AT + STATEMENT_TYPE.length) === 0 &&
+    buf.compare(PREFIX, 0, PREFIX.length, start, start + PREFIX.length) === 0
   );
 }
 
-/** The session id of a statement line from its bytes, or undefined. */
-function statementSession(b: Buffer): string | undefined {
-  const at = b.indexOf(SESSION_KEY, TYPE_AT);
-  if (at < 0 || at + SESSION_KEY.length + UUID_LENGTH > b.length) return undefined;
-  const start = at + SESSION_KEY.length;
-  const end = b.indexOf(0x22, start);
-  return end < 0 ? undefined : b.toString('latin1', start, end);
+/** The session id of the statement line at buf[start, end), or undefined. */
+function statementSession(buf: Buffer, start: number, end: number): string | undefined {
+  const at = buf.indexOf(SESSION_KEY, start + TYPE_AT);
+  if (at < 0 || at + SESSION_KEY.length + UUID_LENGTH > end) return undefined;
+  const from = at + SESSION_KEY.length;
+  const to = buf.indexOf(0x22, from);
+  return to < 0 || to > end ? undefined : buf.toString('latin1', from, to);
 }
 
 /** Every matching event of one series, in file order, a block of the file at a time. */
 async function* seriesEvents(s: SourceSeries, scope: Scope): AsyncGenerator<AuditRecord[]> {
   const skipStatements = scope.filter.types !== undefined && !scope.filter.types.has('statement');
   for (const file of s.files) {
-    for await (const block of readLineBlocks(file)) {
+    for await (const block of readBlocks(file)) {
+      if (block.partial) continue;
+      const { buf } = block;
       const out: AuditRecord[] = [];
-      for (const raw of block) {
-        if (raw.partial) continue;
-        if (isStatementLine(raw.bytes)) {
+      let start = 0;
+      while (start < block.end) {
+        const end = buf.indexOf(0x0a, start);
+        const lineStart = start;
+        start = end + 1;
+        // Statement lines of sessions nobody asked about are skipped without a string or a parse.
+        if (isStatementLine(buf, lineStart, end)) {
           if (skipStatements) continue;
           if (scope.bySession) {
-            const id = statementSession(raw.bytes);
+            const id = statementSession(buf, lineStart, end);
             if (id !== undefined && !scope.wantsSession(id)) continue;
           }
         }
-        const text = raw.bytes.toString('utf8');
+        const text = buf.toString('utf8', lineStart, end);
         let r: AuditRecord;
         try {
           r = JSON.parse(text) as AuditRecord;

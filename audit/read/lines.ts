@@ -12,39 +12,52 @@ export interface RawLine {
 }
 
 /**
- * The lines of `file` from byte `from`, a block at a time (one await per 4 MiB, not per line: a 1 GB
- * file has millions of lines). A last line without its newline comes with `partial` set (a write
- * that was cut off, or one still in progress). The views are valid until the next block is asked for.
+ * `file` from byte `from` in blocks of whole lines: `buf[0, end)` holds complete lines (newlines
+ * included), one await per 4 MiB, not per line (a 1 GB file has millions of lines). A last line
+ * without its newline comes as a final block with `partial` set (a write that was cut off, or one
+ * still in progress). A block's bytes are valid until the next block is asked for.
  */
-export async function* readLineBlocks(file: string, from = 0, firstNumber = 1): AsyncGenerator<(RawLine & { partial: boolean })[]> {
+export async function* readBlocks(file: string, from = 0): AsyncGenerator<{ buf: Buffer; end: number; offset: number; partial: boolean }> {
   const fh = await open(file, 'r');
   try {
-    let carry = Buffer.alloc(0);
+    let buf = Buffer.allocUnsafe(BLOCK);
+    let carry = 0;
     let pos = from;
-    let number = firstNumber;
-    let lineOffset = from;
     for (;;) {
-      const block = Buffer.allocUnsafe(BLOCK);
-      const { bytesRead } = await fh.read(block, 0, BLOCK, pos);
-      if (bytesRead === 0) break;
-      pos += bytesRead;
-      const buf = carry.length > 0 ? Buffer.concat([carry, block.subarray(0, bytesRead)]) : block.subarray(0, bytesRead);
-      const lines: (RawLine & { partial: boolean })[] = [];
-      let start = 0;
-      for (;;) {
-        const nl = buf.indexOf(0x0a, start);
-        if (nl < 0) break;
-        lines.push({ bytes: buf.subarray(start, nl), number, offset: lineOffset, partial: false });
-        lineOffset += nl - start + 1;
-        number++;
-        start = nl + 1;
+      // A line longer than the buffer: grow it (whole lines are what callers get).
+      if (carry === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, carry);
+        buf = bigger;
       }
-      carry = Buffer.from(buf.subarray(start));
-      if (lines.length > 0) yield lines;
+      const { bytesRead } = await fh.read(buf, carry, buf.length - carry, pos);
+      if (bytesRead === 0) break;
+      const filled = carry + bytesRead;
+      const end = buf.lastIndexOf(0x0a, filled - 1) + 1;
+      if (end > 0) yield { buf, end, offset: pos - carry, partial: false };
+      pos += bytesRead;
+      // The bytes after the last newline move to the front (a small copy: less than one line).
+      carry = filled - end;
+      if (carry > 0) buf.copy(buf, 0, end, filled);
     }
-    if (carry.length > 0) yield [{ bytes: carry, number, offset: lineOffset, partial: true }];
+    if (carry > 0) yield { buf, end: carry, offset: pos - carry, partial: true };
   } finally {
     await fh.close();
+  }
+}
+
+/** The lines of `file` from byte `from`, a block at a time. */
+export async function* readLineBlocks(file: string, from = 0, firstNumber = 1): AsyncGenerator<(RawLine & { partial: boolean })[]> {
+  let number = firstNumber;
+  for await (const b of readBlocks(file, from)) {
+    const lines: (RawLine & { partial: boolean })[] = [];
+    let start = 0;
+    while (start < b.end) {
+      const nl = b.partial ? b.end : b.buf.indexOf(0x0a, start);
+      lines.push({ bytes: b.buf.subarray(start, nl), number: number++, offset: b.offset + start, partial: b.partial });
+      start = nl + 1;
+    }
+    yield lines;
   }
 }
 
