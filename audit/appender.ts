@@ -1,9 +1,12 @@
 // Appends one instance's audit lines to its files (docs/design.md §6); runs in the audit writer's own
 // thread (audit/writer-worker.ts), so sealing, hashing and writing stay off the relay's event loop.
-// Events are sealed into the chain in the order they arrive and appended in batches: everything that
-// arrives while a batch is being written goes into the next one, and a batch is one append and one
-// fdatasync. A batch that fails is kept and retried as it is (same lines, same hashes): nothing is
-// reordered, lost or written twice.
+// Events are sealed into the chain in the order they arrive and appended in batches (one write each,
+// at most one batch every BATCH_EVERY_MS): everything that arrives meanwhile joins the next batch.
+// fdatasync runs when someone waits for an event to be on disk (a login, a refusal: the owner asks),
+// and otherwise at most SYNC_AT_LEAST_EVERY_MS after the first line that is not yet synced: an
+// fdatasync costs the kernel about as much for one line as for a thousand, and one per statement
+// costs more CPU than the statement. A batch that fails is kept and retried as it is (same lines,
+// same hashes): nothing is reordered, lost or written twice.
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { sealJson, type ChainHead } from './chain.js';
 import { eventJson } from './chain.js';
@@ -32,6 +35,11 @@ export interface AppenderReport {
   /** The file at the path was removed or replaced; the chain goes on in the next file. */
   replaced(file: string): void;
 }
+
+/** A batch starts at most this long after the previous one started (100 writes a second at most). */
+export const BATCH_EVERY_MS = 10;
+/** Lines nobody waits for are made durable at most this long after they were written. */
+export const SYNC_AT_LEAST_EVERY_MS = 200;
 
 interface Batch {
   /** Sealed lines, newline included, and their sizes in bytes. */
@@ -67,6 +75,11 @@ export class Appender {
   #retry: NodeJS.Timeout | undefined;
   #closing = false;
   #idle: (() => void)[] = [];
+  #lastBatchAt = 0;
+  /** Written but not yet fdatasync'ed: the owner's events, and where the chain stands after them. */
+  #unsynced: { events: number; head: ChainHead; ts: string } | undefined;
+  #syncWanted = false;
+  #syncTimer: NodeJS.Timeout | undefined;
 
   constructor(s: AppenderState, report: AppenderReport) {
     this.#s = s;
@@ -88,6 +101,12 @@ export class Appender {
     this.#kick();
   }
 
+  /** Someone waits for everything sent so far to be on disk: fdatasync as soon as it is written. */
+  requestSync(): void {
+    this.#syncWanted = true;
+    this.#kick();
+  }
+
   /** A signed checkpoint after the newest line, when there is anything new to vouch for. */
   requestCheckpoint(): void {
     if (this.#signer === undefined || this.#lastWasCheckpoint) return;
@@ -100,17 +119,20 @@ export class Appender {
   async close(timeoutMs: number): Promise<{ unwritten: number }> {
     this.requestCheckpoint();
     this.#closing = true;
+    // Written lines waiting for their timed sync are synced now.
+    if (this.#unsynced !== undefined) this.#kick();
     const drained = new Promise<void>((resolve) => (this.#busy() ? this.#idle.push(resolve) : resolve()));
     await Promise.race([drained, new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     if (this.#retry) clearTimeout(this.#retry);
-    const unwritten = this.#pending.length + (this.#batch ? this.#batch.events : 0);
+    if (this.#syncTimer) clearTimeout(this.#syncTimer);
+    const unwritten = this.#pending.length + (this.#batch ? this.#batch.events : 0) + (this.#unsynced?.events ?? 0);
     await this.#fh?.close().catch(() => undefined);
     this.#fh = undefined;
     return { unwritten };
   }
 
   #busy(): boolean {
-    return this.#running || this.#batch !== undefined || this.#pending.length > 0 || this.#checkpointWanted;
+    return this.#running || this.#batch !== undefined || this.#pending.length > 0 || this.#checkpointWanted || this.#unsynced !== undefined;
   }
 
   #kick(): void {
@@ -124,11 +146,20 @@ export class Appender {
     try {
       for (;;) {
         if (this.#batch === undefined) {
-          if (this.#pending.length === 0 && !this.#checkpointWanted) break;
+          if (this.#pending.length === 0 && !this.#checkpointWanted) {
+            // Nothing more to write: sync now if someone waits (or at close), else later.
+            if (this.#unsynced !== undefined && (this.#syncWanted || this.#closing)) await this.#sync();
+            else if (this.#unsynced !== undefined) this.#syncLater();
+            break;
+          }
+          // What arrives in the meantime joins this batch, unless someone is waiting for it.
+          const wait = this.#lastBatchAt + BATCH_EVERY_MS - Date.now();
+          if (wait > 0 && !this.#closing && !this.#syncWanted) await new Promise((resolve) => setTimeout(resolve, wait));
+          this.#lastBatchAt = Date.now();
           this.#batch = this.#seal();
         }
         await this.#write(this.#batch);
-        this.#completed(this.#batch);
+        this.#written(this.#batch);
         this.#batch = undefined;
       }
       this.#running = false;
@@ -196,7 +227,6 @@ export class Appender {
         seg.off += bytesWritten;
         this.#size += bytesWritten;
       }
-      await fh.datasync();
       batch.done += seg.lines;
       batch.segment = undefined;
     }
@@ -221,6 +251,8 @@ export class Appender {
   }
 
   async #rotate(): Promise<void> {
+    // What the old file holds is made durable before it is left behind.
+    await this.#fh?.datasync();
     await this.#fh?.close().catch(() => undefined);
     this.#fh = undefined;
     this.#n++;
@@ -245,17 +277,41 @@ export class Appender {
     await dir.sync().finally(() => dir.close());
   }
 
-  #completed(batch: Batch): void {
+  /** The batch is in the file (not yet synced). */
+  #written(batch: Batch): void {
+    this.#unsynced = { events: (this.#unsynced?.events ?? 0) + batch.events, head: batch.head, ts: batch.ts };
+  }
+
+  /** fdatasync, then everything written so far is durable. */
+  async #sync(): Promise<void> {
+    const done = this.#unsynced;
+    if (done === undefined) return;
+    this.#syncWanted = false;
+    if (this.#syncTimer) clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
+    await (this.#fh as FileHandle).datasync();
+    this.#unsynced = undefined;
     const file = seriesFile(this.#s.series, this.#n);
     if (this.#failing) {
       this.#failing = false;
       this.#report.recovered(file);
     }
-    this.#report.durable({ events: batch.events, head: batch.head, ts: batch.ts, file });
+    this.#report.durable({ events: done.events, head: done.head, ts: done.ts, file });
+  }
+
+  #syncLater(): void {
+    if (this.#syncTimer !== undefined) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      this.#syncWanted = true;
+      this.#kick();
+    }, SYNC_AT_LEAST_EVERY_MS);
   }
 
   #failed(err: unknown): void {
     const e = err as NodeJS.ErrnoException;
+    // A sync that failed is tried again with the retry.
+    if (this.#unsynced !== undefined) this.#syncWanted = true;
     if (!this.#failing) this.#report.failed({ code: e?.code, message: e?.message ?? String(err) }, seriesFile(this.#s.series, this.#n));
     this.#failing = true;
     if (this.#closing) {

@@ -1,5 +1,5 @@
 // The audit writer's thread (docs/design.md §6): runs the appender (audit/appender.ts) on the messages
-// of audit/writer.ts and reports back what is on disk. Messages in: events, checkpoint, close; out:
+// of audit/writer.ts and reports back what is on disk. Messages in: events, checkpoint, sync, close; out:
 // durable, failed, recovered, replaced, closed.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Appender, type AppenderState } from './appender.js';
@@ -8,6 +8,8 @@ import { Appender, type AppenderState } from './appender.js';
 export type ToAppender =
   | { readonly t: 'events'; readonly events: readonly string[]; readonly ts: readonly string[] }
   | { readonly t: 'checkpoint' }
+  /** Someone waits for what was sent: sync as soon as it is written. */
+  | { readonly t: 'sync' }
   | { readonly t: 'close'; readonly timeoutMs: number };
 
 /** What the thread sends back. */
@@ -30,6 +32,7 @@ if (port !== null) {
   port.on('message', (m: ToAppender) => {
     if (m.t === 'events') appender.enqueue(m.events, m.ts);
     else if (m.t === 'checkpoint') appender.requestCheckpoint();
+    else if (m.t === 'sync') appender.requestSync();
     else void appender.close(m.timeoutMs).then(({ unwritten }) => send({ t: 'closed', unwritten }));
   });
 }

@@ -3,6 +3,7 @@
 // --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure),
 // --audit-bytes N (size of the generated audit file searched, default 1 GB).
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
+// BENCH_AUDIT_AA=1 runs the audit figure's two gateways both with statement auditing off: the noise floor.
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
