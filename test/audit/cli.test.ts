@@ -120,6 +120,17 @@ describe('audit verify', () => {
   });
 });
 
+describe('the order of cause and effect', () => {
+  it('a deactivation is recorded before the session end it causes (the revocation waits for the SCIM write\'s event)', () => {
+    const events = stack.auditEvents();
+    const deactivated = events.find((e) => e.type === 'directory.change' && e.id === aliceId && e.active === false);
+    const revoked = events.find((e) => e.type === 'session.end' && e.reason === 'revoked');
+    expect(deactivated).toBeDefined();
+    expect(revoked).toBeDefined();
+    expect(deactivated!.seq as number).toBeLessThan(revoked!.seq as number);
+  });
+});
+
 describe('audit search, sessions, timeline', () => {
   it('search --person: the person\'s events as a table; --json gives the lines as they are on disk', async () => {
     const r = await runCli(['audit', 'search', '--person', 'alice@corp.com', stack.auditDir]);

@@ -62,6 +62,18 @@ describe('the writer', () => {
     expect(lines().map((l) => JSON.parse(l).session)).toEqual(Array.from({ length: 80 }, (_, i) => `s-${i}`));
   });
 
+  it('makes lines nobody waits for durable within the group-commit delay (200 ms), without a flushed() call', async () => {
+    const w = await open('gw-1');
+    w.append(ev(1));
+    w.append(ev(2));
+    const t0 = Date.now();
+    while (w.head().seq < 2 && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 10));
+    expect(w.head().seq).toBe(2);
+    // Posted after 5 ms, written within 10 ms, synced within 200 ms; generous for a loaded machine.
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    await w.close();
+  });
+
   it('leaves a torn last line (a crash mid-write) as it is and goes on in the next file', async () => {
     let w = await open('gw-1');
     for (let i = 0; i < 3; i++) w.append(ev(i));
