@@ -147,9 +147,13 @@ export class Appender {
       for (;;) {
         if (this.#batch === undefined) {
           if (this.#pending.length === 0 && !this.#checkpointWanted) {
-            // Nothing more to write: sync now if someone waits (or at close), else later.
-            if (this.#unsynced !== undefined && (this.#syncWanted || this.#closing)) await this.#sync();
-            else if (this.#unsynced !== undefined) this.#syncLater();
+            // Nothing more to write: sync now if someone waits (or at close), then look again,
+            // since events that arrived during the sync found this loop running and did not wake it.
+            if (this.#unsynced !== undefined && (this.#syncWanted || this.#closing)) {
+              await this.#sync();
+              continue;
+            }
+            if (this.#unsynced !== undefined) this.#syncLater();
             break;
           }
           // What arrives in the meantime joins this batch, unless someone is waiting for it.

@@ -166,6 +166,10 @@ export async function pgbench(binDir: string, target: { port: number; user: stri
     env: { ...process.env, PGPASSWORD: target.password, PGSSLMODE: 'require' },
     maxBuffer: 16 * 1024 * 1024,
     timeout: (seconds + 60) * 1000,
+  }).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+    // pgbench says why (a refused login, a dropped connection): keep its last lines.
+    const said = `${err.stderr ?? ''}\n${err.stdout ?? ''}`.trim().split('\n').filter((l) => l !== '').slice(-4).join(' | ');
+    throw new Error(`${err.message.split('\n')[0]}: ${said}`);
   });
   const m = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
   if (m === null) throw new Error(`pgbench output not understood: ${stdout}`);

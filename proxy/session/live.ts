@@ -140,10 +140,24 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   });
   // The client is told it is in only once the audit log holds that it is (docs/design.md §6): a
   // log that cannot be written refuses the session (58030) instead of letting it run unrecorded.
-  deps.audit.flushed().then(begin, (err: unknown) => {
-    log.warn({ err }, 'session.start could not be written to the audit log');
-    endByProxy('audit_unavailable');
+  // An audit log that does not answer within the login timeout counts as unavailable too.
+  let auditWait: NodeJS.Timeout | undefined;
+  const answered = new Promise<void>((resolve, reject) => {
+    auditWait = setTimeout(() => reject(new Error('the audit log did not confirm session.start in time')), deps.settings.loginTimeoutMs);
+    auditWait.unref();
+    deps.audit.flushed().then(resolve, reject);
   });
+  answered.then(
+    () => {
+      clearTimeout(auditWait);
+      begin();
+    },
+    (err: unknown) => {
+      clearTimeout(auditWait);
+      log.warn({ err }, 'session.start could not be written to the audit log');
+      endByProxy('audit_unavailable');
+    },
+  );
   return session;
 
   /** Sends the login reply and starts relaying. */
