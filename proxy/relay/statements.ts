@@ -4,7 +4,7 @@
 // server message belongs to the request at its head, however many the client pipelined. After an
 // error inside an extended-protocol batch the server discards everything until Sync (protocol.sgml,
 // "Extended Query"): those statements are reported as skipped.
-import { decodeBackendMessage } from '../wire/backend-decode.js';
+import { decodeBackendMessage, parseCommandTag } from '../wire/backend-decode.js';
 import { decodeFrontendMessage } from '../wire/frontend-decode.js';
 import { BackendType, FrontendType, type RawMessage } from '../wire/message-types.js';
 
@@ -95,7 +95,9 @@ interface Draft {
   paramCount: number | null;
   values?: (string | null)[];
   copy?: { direction: 'in' | 'out'; bytes: number };
-  tags: string[];
+  /** The first CommandComplete tag, and any further ones (a Query with several statements). */
+  tag: string | null;
+  moreTags?: string[];
   rows: number | null;
   dataRows: number;
   sqlstate: string | null;
@@ -158,6 +160,13 @@ export class StatementTracker {
   fromClient(msg: RawMessage): void {
     switch (msg.type) {
       case FrontendType.query: {
+        // The common case read directly (the text ends at its NUL inside the kept prefix); a text
+        // cut by the prefix goes through the decoder, which cuts it at a character boundary.
+        const nul = msg.prefix.indexOf(0);
+        if (nul >= 0) {
+          this.#request({ kind: 'query', draft: this.#draft('simple', msg.prefix.toString('utf8', 0, nul), false, 0, true) });
+          return;
+        }
         const d = decodeFrontendMessage(msg);
         const text = d.kind === 'query' ? d.text : null;
         this.#request({ kind: 'query', draft: this.#draft('simple', text, d.kind === 'query' && d.truncated, 0, true) });
@@ -264,10 +273,15 @@ export class StatementTracker {
         return;
       }
       case BackendType.commandComplete: {
-        const d = decodeBackendMessage(msg);
-        if (d.kind !== 'commandComplete' || head === undefined || !('draft' in head)) return;
-        head.draft.tags.push(d.tag);
-        if (d.rows !== undefined) head.draft.rows = (head.draft.rows ?? 0) + d.rows;
+        if (head === undefined || !('draft' in head)) return;
+        // A tag is short ASCII ("SELECT 1", "INSERT 0 5"); the kept prefix holds it with its NUL.
+        const nul = msg.prefix.indexOf(0);
+        const tag = msg.prefix.toString('latin1', 0, nul < 0 ? msg.prefix.length : nul);
+        const rows = parseCommandTag(tag).rows;
+        const d = head.draft;
+        if (d.tag === null) d.tag = tag;
+        else (d.moreTags ??= []).push(tag);
+        if (rows !== undefined) d.rows = (d.rows ?? 0) + rows;
         if (head.kind === 'execute') {
           this.#shift();
           this.#finish(head, 'ok');
@@ -319,7 +333,7 @@ export class StatementTracker {
         this.#queuedText += held;
       }
     }
-    return { protocol, text, truncated, paramCount, tags: [], rows: null, dataRows: 0, sqlstate: null, started: this.#o.now(), held };
+    return { protocol, text, truncated, paramCount, tag: null, rows: null, dataRows: 0, sqlstate: null, started: this.#o.now(), held };
   }
 
   /** A request the server answers, or (while it discards until Sync) one it will never see. */
@@ -456,7 +470,7 @@ export class StatementTracker {
       copy: d.copy,
       outcome,
       // A simple Query may hold several statements: their tags in order.
-      tag: d.tags.length === 0 ? null : d.tags.length === 1 ? (d.tags[0] as string) : d.tags.join('; '),
+      tag: d.moreTags === undefined ? d.tag : [d.tag, ...d.moreTags].join('; '),
       rows: outcome === 'skipped' ? null : d.rows,
       sqlstate: d.sqlstate,
       ms: outcome === 'skipped' ? 0 : Math.round((this.#o.now() - d.started) * 1000) / 1000,
