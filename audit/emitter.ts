@@ -1,18 +1,47 @@
-// The one function every audit event goes through (docs/design.md §6). Today it writes the event to the
-// process log under `audit`; the hash-chained audit file replaces this body, not its callers.
-import type { Logger } from 'pino';
+// The one function every audit event goes through (docs/design.md §6): `emit` redacts what could
+// hold a secret (statement text and parameter values) and hands the event to the hash-chained
+// writer. The rest of the interface is what callers need to fail closed: whether the log can be
+// written, and a promise that an event is on disk before its effect is acknowledged.
+import type { AuditEvent, StatementEvent } from './events.js';
+import { redactSql, redactValue, secretParameters } from './redact.js';
+import type { AuditHead } from './writer.js';
 
-/** Audit events by `type`; fields beyond the common ones (v, ts, instance, seq, prev, hash). */
-export type AuditEvent =
-  | { type: 'directory.change'; resource: 'User' | 'Group'; id: string; op: string; actor: string; summary: string }
-  | { type: 'session.start' | 'session.denied' | 'statement' | 'session.end' | 'provisioning'; [field: string]: unknown };
+export interface AuditLog {
+  /** Records an event (after redaction); never throws, never waits. */
+  emit(event: AuditEvent): void;
+  /** Resolves once everything emitted so far is on disk; rejects (AuditUnavailableError) when it cannot be. */
+  flushed(): Promise<void>;
+  /** False while the audit file cannot be written: new sessions are refused (58030). */
+  readonly available: boolean;
+  /** The chain's durable head (GET /admin/audit/head). */
+  head(): AuditHead;
+}
 
-export type AuditEmit = (event: AuditEvent) => void;
+/** What the emitter needs from the writer. */
+export interface AuditSink {
+  append(event: AuditEvent): void;
+  flushed(): Promise<void>;
+  readonly available: boolean;
+  head(): AuditHead;
+}
 
-/** An emitter bound to this instance's name. */
-export function createAuditEmitter(opts: { logger: Logger; instance: string }): AuditEmit {
-  const log = opts.logger.child({ audit: true, instance: opts.instance });
-  return (event) => {
-    log.info({ event: { v: 1, ts: new Date().toISOString(), ...event } }, event.type);
+/** The audit log over `sink`. */
+export function createAuditLog(sink: AuditSink): AuditLog {
+  return {
+    emit: (event) => sink.append(event.type === 'statement' ? redactStatement(event) : event),
+    flushed: () => sink.flushed(),
+    get available() {
+      return sink.available;
+    },
+    head: () => sink.head(),
   };
+}
+
+/** A statement with its text and parameter values redacted. */
+export function redactStatement(e: StatementEvent): StatementEvent {
+  const text = e.text === null ? null : redactSql(e.text);
+  const values = e.params.values;
+  if (values === undefined) return text === e.text ? e : { ...e, text };
+  const secret = secretParameters(e.text);
+  return { ...e, text, params: { count: e.params.count, values: values.map((v, i) => redactValue(v, secret.has(i + 1))) } };
 }

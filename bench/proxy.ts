@@ -160,18 +160,24 @@ log: { level: warn }
   }
 }
 
-async function pgbench(binDir: string, target: { port: number; user: string; password: string }, args: string[], seconds: number): Promise<number> {
+/** One pgbench run against `target`; its tps (without connection time). */
+export async function pgbench(binDir: string, target: { port: number; user: string; password: string }, args: string[], seconds: number): Promise<number> {
   const { stdout } = await run(join(binDir, 'pgbench'), [...args, '-n', '-T', String(seconds), '-h', 'localhost', '-p', String(target.port), '-U', target.user, 'bench'], {
     env: { ...process.env, PGPASSWORD: target.password, PGSSLMODE: 'require' },
     maxBuffer: 16 * 1024 * 1024,
     timeout: (seconds + 60) * 1000,
+  }).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+    // pgbench says why (a refused login, a dropped connection): keep its last lines.
+    const said = `${err.stderr ?? ''}\n${err.stdout ?? ''}`.trim().split('\n').filter((l) => l !== '').slice(-4).join(' | ');
+    throw new Error(`${err.message.split('\n')[0]}: ${said}`);
   });
   const m = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
   if (m === null) throw new Error(`pgbench output not understood: ${stdout}`);
   return Number(m[1]);
 }
 
-async function provisionBenchPerson(adminUrl: string, token: string): Promise<void> {
+/** One person in the `bench` group (which grants bench_user), over SCIM. */
+export async function provisionBenchPerson(adminUrl: string, token: string): Promise<void> {
   const post = async (path: string, body: unknown) => {
     const res = await fetch(`${adminUrl}/scim/v2${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' }, body: JSON.stringify(body) });
     if (res.status !== 201) throw new Error(`SCIM ${path}: ${res.status}`);
@@ -252,7 +258,7 @@ function childrenOf(pid: number | undefined): number[] {
 }
 
 /** User + system CPU seconds a process has used so far (Linux /proc; clock ticks of 1/100 s). */
-function cpuSeconds(pid: number | undefined): number {
+export function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
     // Fields after the parenthesised command name: state is the 3rd field, utime the 14th, stime the 15th.

@@ -1,8 +1,10 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim|proxy|provision, --users N, --groups N, --store sqlite|postgres,
+// target is missed. Options: --only scim|proxy|audit|provision, --users N, --groups N, --store sqlite|postgres,
 // --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure),
-// --people N (per-user provisioning's bulk figures).
+// --audit-bytes N (size of the generated audit file searched, default 1 GB), --people N (per-user
+// provisioning's bulk figures).
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
+// BENCH_AUDIT_AA=1 runs the audit figure's two gateways both with statement auditing off: the noise floor.
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,7 @@ import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import { freeLoopbackPort as freePort } from '../demo/ports.js';
 import { runProvisionBench } from './provision.js';
+import { runAuditBench } from './audit.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     idle: { type: 'string', default: '1000' },
     people: { type: 'string', default: '10000' },
+    'audit-bytes': { type: 'string', default: '1000000000' },
   },
 });
 
@@ -96,6 +100,18 @@ async function main(): Promise<number> {
       await mkdir(provisionDir);
       const rows = await runProvisionBench({ dir: provisionDir, freePort, people: Number(values.people), creates: 100 });
       ok = print('Per-user provisioning (a PostgreSQL of its own, SQLite directory)', rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'audit') {
+      const auditDir = join(dir, 'audit');
+      await mkdir(auditDir);
+      const rows = await runAuditBench({
+        dir: auditDir,
+        freePort,
+        seconds: Number(values.seconds),
+        rounds: Number(values.rounds),
+        searchBytes: Number(values['audit-bytes']),
+      });
+      ok = print(`Audit: pgbench -S 8 clients with statement auditing on and off (${values.seconds}s per run, median of ${values.rounds} alternating rounds); search over a generated file`, rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();

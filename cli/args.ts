@@ -17,8 +17,25 @@ export interface LoginArgs {
   exec?: string[];
 }
 
+/** Filters shared by `audit search` and `audit sessions` (times as given; the verb parses them). */
+export interface AuditFilters {
+  person?: string;
+  role?: string;
+  since?: string;
+  until?: string;
+  session?: string;
+}
+
+export type AuditCommand =
+  | { verb: 'verify'; files: string[]; publicKey?: string; partial: boolean; json: boolean }
+  | ({ verb: 'search'; files: string[]; types: string[]; json: boolean } & AuditFilters)
+  | ({ verb: 'sessions'; files: string[]; json: boolean } & AuditFilters)
+  | { verb: 'timeline'; files: string[]; person: string; since?: string; until?: string; json: boolean }
+  | { verb: 'export'; files: string[]; format: 'ocsf' | 'jsonl'; since?: string; follow: boolean };
+
 export type Command =
   | { name: 'serve'; config: string }
+  | ({ name: 'audit' } & AuditCommand)
   | { name: 'config-check'; config: string }
   | { name: 'provision-check'; config: string }
   | { name: 'demo' }
@@ -43,6 +60,16 @@ commands:
         [--no-cache] [--exec CMD ARGS...]
                                get an access token (device flow, or client credentials with a secret),
                                cache it, print it, or run CMD with PGPASSWORD set
+  audit verify [--public-key FILE] [--partial] [--json] FILE...
+                               check the hash chain (and signed checkpoints) of audit files or folders
+  audit search [--person P] [--role R] [--since T] [--until T] [--session ID] [--type T] [--json] FILE...
+                               matching events, oldest first (T: 2026-11-23, 2026-11-23T09:00:00Z or 2h)
+  audit sessions [--person P] [--role R] [--since T] [--until T] [--session ID] [--json] FILE...
+                               one row per session
+  audit timeline --person P [--since T] [--until T] [--json] FILE...
+                               the person's story: directory changes, logins, statements, ends
+  audit export --format ocsf|jsonl [--since T] [--follow] FILE...
+                               events as OCSF 1.3 JSON lines or as they are; --follow keeps reading
   help                         show this text
   version                      print the version
 
@@ -72,6 +99,8 @@ export function parseArgs(argv: readonly string[]): Command {
       if (sub !== 'check') throw new UsageError(`unknown command "provision ${sub ?? ''}": did you mean "provision check"?`);
       return { name: 'provision-check', config: configFlag(more, 'provision check') };
     }
+    case 'audit':
+      return { name: 'audit', ...auditArgs(rest) };
     case 'config': {
       const [sub, ...more] = rest;
       if (sub !== 'check') throw new UsageError(`unknown command "config ${sub ?? ''}": did you mean "config check"?`);
@@ -125,4 +154,77 @@ function loginArgs(args: readonly string[]): LoginArgs {
   if (out.issuer === undefined) throw new UsageError('login: --issuer URL is required');
   if (out.clientId === undefined) throw new UsageError('login: --client-id ID is required');
   return out as LoginArgs;
+}
+
+const AUDIT_VERBS = ['verify', 'search', 'sessions', 'timeline', 'export'] as const;
+
+/** `audit <verb> [flags] FILE...`: flags take a value (`--person P` or `--person=P`) unless boolean. */
+function auditArgs(args: readonly string[]): AuditCommand {
+  const [verb, ...rest] = args;
+  if (!AUDIT_VERBS.includes(verb as (typeof AUDIT_VERBS)[number])) {
+    throw new UsageError(`audit: expected one of ${AUDIT_VERBS.join(', ')}${verb === undefined ? '' : `, not "${verb}"`}`);
+  }
+  const valued: Record<string, readonly string[]> = {
+    verify: ['--public-key'],
+    search: ['--person', '--role', '--since', '--until', '--session', '--type'],
+    sessions: ['--person', '--role', '--since', '--until', '--session'],
+    timeline: ['--person', '--since', '--until'],
+    export: ['--format', '--since'],
+  };
+  const flags: Record<string, readonly string[]> = { verify: ['--json', '--partial'], search: ['--json'], sessions: ['--json'], timeline: ['--json'], export: ['--follow'] };
+  const values = new Map<string, string[]>();
+  const set = new Set<string>();
+  const files: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i] as string;
+    if (!a.startsWith('--')) {
+      files.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    if ((flags[verb as string] ?? []).includes(flag) && eq < 0) {
+      set.add(flag);
+      continue;
+    }
+    if (!(valued[verb as string] ?? []).includes(flag)) throw new UsageError(`audit ${verb}: unexpected argument "${a}"`);
+    const v = eq > 0 ? a.slice(eq + 1) : rest[++i];
+    if (v === undefined || v === '') throw new UsageError(`audit ${verb}: ${flag} needs a value`);
+    values.set(flag, [...(values.get(flag) ?? []), v]);
+  }
+  if (files.length === 0) throw new UsageError(`audit ${verb}: name at least one audit file or folder`);
+  const one = (flag: string): string | undefined => {
+    const v = values.get(flag);
+    if (v !== undefined && v.length > 1) throw new UsageError(`audit ${verb}: ${flag} given twice`);
+    return v?.[0];
+  };
+  const filters = (): AuditFilters => {
+    const f: AuditFilters = {};
+    for (const [flag, key] of [['--person', 'person'], ['--role', 'role'], ['--since', 'since'], ['--until', 'until'], ['--session', 'session']] as const) {
+      const v = one(flag);
+      if (v !== undefined) f[key] = v;
+    }
+    return f;
+  };
+  switch (verb) {
+    case 'verify': {
+      const key = one('--public-key');
+      return { verb, files, partial: set.has('--partial'), json: set.has('--json'), ...(key !== undefined ? { publicKey: key } : {}) };
+    }
+    case 'search':
+      return { verb, files, json: set.has('--json'), types: (values.get('--type') ?? []).flatMap((t) => t.split(',')).filter((t) => t !== ''), ...filters() };
+    case 'sessions':
+      return { verb, files, json: set.has('--json'), ...filters() };
+    case 'timeline': {
+      const f = filters();
+      if (f.person === undefined) throw new UsageError('audit timeline: --person P is required');
+      return { verb, files, json: set.has('--json'), person: f.person, ...(f.since !== undefined ? { since: f.since } : {}), ...(f.until !== undefined ? { until: f.until } : {}) };
+    }
+    default: {
+      const format = one('--format');
+      if (format !== 'ocsf' && format !== 'jsonl') throw new UsageError('audit export: --format ocsf or --format jsonl is required');
+      const since = one('--since');
+      return { verb: 'export', files, format, follow: set.has('--follow'), ...(since !== undefined ? { since } : {}) };
+    }
+  }
 }

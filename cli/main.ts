@@ -3,6 +3,7 @@
 // nothing imports it but the package's bin.
 import { readFileSync } from 'node:fs';
 import { EXIT, USAGE, UsageError, parseArgs } from './args.js';
+import { runAudit } from './audit.js';
 import { runConfigCheck } from './config-check.js';
 import { runDemoCommand } from './demo.js';
 import { runProvisionCheck } from './provision.js';
@@ -21,6 +22,10 @@ export async function main(argv: readonly string[]): Promise<void> {
       case 'version':
         process.stdout.write(packageVersion() + '\n');
         return;
+      case 'audit': {
+        const { name: _name, ...args } = cmd;
+        return await runAudit(args);
+      }
       case 'config-check':
         return await runConfigCheck(cmd.config);
       case 'provision-check':

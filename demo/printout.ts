@@ -28,6 +28,8 @@ export interface ReadyInfo {
   scimToken: string;
   adminToken: string;
   logPath: string;
+  /** The folder of the hash-chained audit files. */
+  auditDir: string;
   /** Executable that prints a fresh token for the email given as its argument. */
   tokenScript: string;
   tokenTtlSec: number;
@@ -114,7 +116,8 @@ export function renderReady(info: ReadyInfo): string[] {
     `  rolegate proxy     localhost:${info.proxyPort}, TLS with the demo CA ${info.caPath}`,
     `  SCIM endpoint      ${info.adminBase}/scim/v2  bearer token ${info.scimToken}`,
     `  sessions API       ${info.adminBase}/admin/sessions  bearer token ${info.adminToken}`,
-    `  log and audit      ${info.logPath} (JSON lines)`,
+    `  log                ${info.logPath} (JSON lines)`,
+    `  audit log          ${info.auditDir} (rolegate audit timeline --person <name> ${info.auditDir})`,
   ];
   for (const p of info.people) {
     const abilities = ABILITIES[p.role];

@@ -167,6 +167,7 @@ export async function startDemo(ctx: StartContext): Promise<ReadyInfo> {
     scimToken,
     adminToken,
     logPath,
+    auditDir: join(dir, 'audit'),
     tokenScript,
     tokenTtlSec: TOKEN_TTL_SEC,
     tokenExpiresAt,

@@ -4,10 +4,10 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-// Not `*.token`: the audit event `session.start` carries `token: { iss, sub, jti, exp }` (claims,
-// not the token) and must keep it.
+// Audit events no longer pass through the process log (they go to the audit file, audit/writer.ts),
+// so a `token` one level down is redacted too.
 const REDACT = [
-  'password', '*.password', 'token', 'tokens', '*.tokens', 'clientSecret', '*.clientSecret',
+  'password', '*.password', 'token', '*.token', 'tokens', '*.tokens', 'clientSecret', '*.clientSecret',
   'authorization', '*.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
 ];
 

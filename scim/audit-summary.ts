@@ -1,9 +1,18 @@
-// Short, secret-free descriptions of directory writes for `directory.change` audit events.
+// What a directory write changed, for `directory.change` audit events: attribute names (never their
+// values), the new `active`, the members added and removed, and a one-line summary for people.
 import { jsonEqual } from './json.js';
 import type { MemberRef, ScimAttributes } from './model.js';
 import { ENTERPRISE_USER_URN } from './schema.js';
 
 const MAX_SUMMARY = 300;
+
+export interface ChangeSummary {
+  changed: string[];
+  active?: boolean;
+  /** Member ids added and removed (groups). */
+  members?: { added: string[]; removed: string[] };
+  summary: string;
+}
 
 function changedAttributes(before: ScimAttributes, after: ScimAttributes): string[] {
   const names = new Set([...Object.keys(before), ...Object.keys(after)]);
@@ -14,36 +23,39 @@ function changedAttributes(before: ScimAttributes, after: ScimAttributes): strin
   return out.sort();
 }
 
-/** `+added -removed` counts between two member lists, compared on `value`. */
-function memberDelta(before: readonly MemberRef[], after: readonly MemberRef[]): string | undefined {
+/** Member ids added and removed between two member lists, compared on `value`, in list order. */
+function memberDelta(before: readonly MemberRef[], after: readonly MemberRef[]): { added: string[]; removed: string[] } {
   const was = new Set(before.map((m) => m.value));
   const now = new Set(after.map((m) => m.value));
-  let added = 0;
-  let removed = 0;
-  for (const v of now) if (!was.has(v)) added++;
-  for (const v of was) if (!now.has(v)) removed++;
-  if (added === 0 && removed === 0) return undefined;
-  return `members +${added} -${removed}`;
+  return { added: [...now].filter((v) => !was.has(v)), removed: [...was].filter((v) => !now.has(v)) };
 }
 
 /**
- * Names the attributes a write changed, the new `active` state when it changed and the member
- * delta — never attribute values, so nothing sensitive reaches the audit log. `before` is
- * undefined for a create.
+ * Names the attributes a write changed, the new `active` state when it changed and the members
+ * added and removed — never attribute values, so nothing sensitive reaches the audit log.
+ * `before` is undefined for a create.
  */
 export function summarizeChange(
   before: { attributes: ScimAttributes; members?: readonly MemberRef[] } | undefined,
   after: { attributes: ScimAttributes; members?: readonly MemberRef[] },
-): string {
+): ChangeSummary {
   const parts: string[] = [];
-  const names = changedAttributes(before?.attributes ?? {}, after.attributes);
-  if (names.length > 0) parts.push(`${before === undefined ? 'set' : 'changed'} ${names.join(', ')}`);
+  const changed = changedAttributes(before?.attributes ?? {}, after.attributes);
+  const out: ChangeSummary = { changed, summary: '' };
+  if (changed.length > 0) parts.push(`${before === undefined ? 'set' : 'changed'} ${changed.join(', ')}`);
   const active = after.attributes.active;
-  if (names.includes('active') && typeof active === 'boolean') parts.push(`active: ${active}`);
+  if (changed.includes('active') && typeof active === 'boolean') {
+    parts.push(`active: ${active}`);
+    out.active = active;
+  }
   if (after.members !== undefined) {
     const delta = memberDelta(before?.members ?? [], after.members);
-    if (delta !== undefined) parts.push(delta);
+    if (delta.added.length > 0 || delta.removed.length > 0) {
+      parts.push(`members +${delta.added.length} -${delta.removed.length}`);
+      out.members = delta;
+    }
   }
   const text = parts.length > 0 ? parts.join('; ') : 'no attribute changes';
-  return text.length > MAX_SUMMARY ? `${text.slice(0, MAX_SUMMARY - 1)}…` : text;
+  out.summary = text.length > MAX_SUMMARY ? `${text.slice(0, MAX_SUMMARY - 1)}…` : text;
+  return out;
 }

@@ -1,7 +1,7 @@
 // SCIM business logic for Users and Groups on a DirectoryStore: create, get, list (filter, page,
 // project), replace, patch, delete, with a `directory.change` audit event after each committed write.
-import type { DirectoryAuditSink } from './audit-port.js';
-import { summarizeChange } from './audit-summary.js';
+import type { AuditMember, DirectoryAuditSink } from './audit-port.js';
+import { summarizeChange, type ChangeSummary } from './audit-summary.js';
 import { notFound } from './errors.js';
 import { matchesFilter } from './filter/evaluate.js';
 import { parseFilter } from './filter/parse.js';
@@ -40,6 +40,8 @@ export interface ListQuery extends ProjectionQuery {
 export interface ScimServiceOptions {
   store: DirectoryStore;
   audit: DirectoryAuditSink;
+  /** The userName of a user id, so audit events name the members a group change concerns (the index). */
+  userName?: (id: string) => string | undefined;
   /** D17: the largest page; advertised as `filter.maxResults`. Default 1000. */
   maxResults?: number;
 }
@@ -61,6 +63,11 @@ async function* inBatches<T>(items: AsyncIterable<T>, size: number): AsyncGenera
   if (batch.length > 0) yield batch;
 }
 
+function nameOf(attributes: ScimAttributes, key: 'userName' | 'displayName'): string | null {
+  const v = attributes[key];
+  return typeof v === 'string' ? v : null;
+}
+
 function membersOf(rec: GroupRecord): { attributes: ScimAttributes; members: MemberRef[] } {
   return { attributes: rec.attributes, members: rec.members };
 }
@@ -70,10 +77,12 @@ export class ScimService {
   readonly maxResults: number;
   readonly #store: DirectoryStore;
   readonly #audit: DirectoryAuditSink;
+  readonly #userName: (id: string) => string | undefined;
 
   constructor(opts: ScimServiceOptions) {
     this.#store = opts.store;
     this.#audit = opts.audit;
+    this.#userName = opts.userName ?? (() => undefined);
     this.maxResults = opts.maxResults ?? 1000;
     if (!Number.isInteger(this.maxResults) || this.maxResults < 100) {
       // D17: at least 100, since Okta pages with count=100.
@@ -87,12 +96,12 @@ export class ScimService {
     if (rt === 'User') {
       const attributes = parseUserBody(body, 'create');
       const rec = await this.#store.createUser(attributes);
-      this.#emit('User', rec.id, 'create', ctx, summarizeChange(undefined, { attributes: rec.attributes }));
+      this.#emit('User', rec.id, 'create', ctx, summarizeChange(undefined, { attributes: rec.attributes }), nameOf(rec.attributes, 'userName'));
       return { id: rec.id, resource: project(renderUser(rec, [], ctx.baseUrl), projection, rt) };
     }
     const parsed = parseGroupBody(body);
     const rec = await this.#store.createGroup(parsed.attributes, parsed.members);
-    this.#emit('Group', rec.id, 'create', ctx, summarizeChange(undefined, membersOf(rec)));
+    this.#emit('Group', rec.id, 'create', ctx, summarizeChange(undefined, membersOf(rec)), nameOf(rec.attributes, 'displayName'));
     return { id: rec.id, resource: project(renderGroup(rec, ctx.baseUrl), projection, rt) };
   }
 
@@ -122,12 +131,12 @@ export class ScimService {
   /** PUT: replaces every writable attribute (RFC 7644 §3.5.1); a body `id` is ignored (D27). */
   async replace(rt: ResourceType, id: string, body: unknown, q: ProjectionQuery, ctx: ScimRequestContext): Promise<Resource> {
     const projection = parseProjection(q, rt);
-    let summary = '';
+    let summary: ChangeSummary | undefined;
     if (rt === 'User') {
       const replacement = parseUserBody(body, 'replace');
       const rec = await this.#store.updateUser(id, (current) => {
         // The store may run a mutation again after a conflict; only the last run counts.
-        summary = '';
+        summary = undefined;
         // D32: without `active` the stored value stays, read in the same transaction as the write.
         const attributes =
           replacement.active === undefined ? { ...replacement, active: current.attributes.active === true } : replacement;
@@ -136,37 +145,37 @@ export class ScimService {
         summary = summarizeChange({ attributes: current.attributes }, { attributes });
         return attributes;
       });
-      if (summary !== '') this.#emit('User', id, 'replace', ctx, summary);
+      if (summary !== undefined) this.#emit('User', id, 'replace', ctx, summary, nameOf(rec.attributes, 'userName'));
       return this.#projectUser(rec, projection, ctx);
     }
     const next = parseGroupBody(body);
     const rec = await this.#store.updateGroup(id, (current) => {
-      summary = '';
+      summary = undefined;
       if (jsonEqual(membersOf(current), next)) return undefined;
       summary = summarizeChange(membersOf(current), next);
       return next;
     });
-    if (summary !== '') this.#emit('Group', id, 'replace', ctx, summary);
+    if (summary !== undefined) this.#emit('Group', id, 'replace', ctx, summary, nameOf(rec.attributes, 'displayName'));
     return this.#projectGroup(rec, projection, ctx);
   }
 
   /** PATCH (RFC 7644 §3.5.2): all operations apply or none (the store runs them in one transaction). */
   async patch(rt: ResourceType, id: string, body: unknown, q: ProjectionQuery, ctx: ScimRequestContext): Promise<Resource> {
     const projection = parseProjection(q, rt);
-    let summary = '';
+    let summary: ChangeSummary | undefined;
     if (rt === 'User') {
       const rec = await this.#store.updateUser(id, (current) => {
-        summary = '';
+        summary = undefined;
         const { next, changed } = applyPatch('User', current.attributes, body);
         if (!changed) return undefined;
         summary = summarizeChange({ attributes: current.attributes }, { attributes: next });
         return next;
       });
-      if (summary !== '') this.#emit('User', id, 'patch', ctx, summary);
+      if (summary !== undefined) this.#emit('User', id, 'patch', ctx, summary, nameOf(rec.attributes, 'userName'));
       return this.#projectUser(rec, projection, ctx);
     }
     const rec = await this.#store.updateGroup(id, (current) => {
-      summary = '';
+      summary = undefined;
       const { next, changed } = applyPatch('Group', { ...current.attributes, members: current.members }, body);
       if (!changed) return undefined;
       const { members, ...attributes } = next;
@@ -174,19 +183,37 @@ export class ScimService {
       summary = summarizeChange(membersOf(current), split);
       return split;
     });
-    if (summary !== '') this.#emit('Group', id, 'patch', ctx, summary);
+    if (summary !== undefined) this.#emit('Group', id, 'patch', ctx, summary, nameOf(rec.attributes, 'displayName'));
     return this.#projectGroup(rec, projection, ctx);
   }
 
   /** DELETE: memberships go with the resource (D26); 404 when missing. */
   async delete(rt: ResourceType, id: string, ctx: ScimRequestContext): Promise<void> {
+    // The name as it was, for the audit event: after the delete nobody can look it up.
+    const before = rt === 'User' ? await this.#store.getUser(id) : await this.#store.getGroup(id, { members: false });
     const deleted = rt === 'User' ? await this.#store.deleteUser(id) : await this.#store.deleteGroup(id);
     if (!deleted) throw notFound(`${rt} ${JSON.stringify(id)} not found`);
-    this.#emit(rt, id, 'delete', ctx, 'deleted');
+    const name = before === undefined ? null : nameOf(before.attributes, rt === 'User' ? 'userName' : 'displayName');
+    this.#emit(rt, id, 'delete', ctx, { changed: [], summary: 'deleted' }, name);
   }
 
-  #emit(resource: ResourceType, id: string, op: 'create' | 'replace' | 'patch' | 'delete', ctx: ScimRequestContext, summary: string): void {
-    this.#audit({ resource, id, op, actor: ctx.actor, summary });
+  #emit(resource: ResourceType, id: string, op: 'create' | 'replace' | 'patch' | 'delete', ctx: ScimRequestContext, change: ChangeSummary, name: string | null): void {
+    const named = (ids: string[]): AuditMember[] =>
+      ids.map((m) => {
+        const userName = this.#userName(m);
+        return userName === undefined ? { id: m } : { id: m, userName };
+      });
+    this.#audit({
+      resource,
+      id,
+      op,
+      actor: ctx.actor,
+      name,
+      changed: change.changed,
+      ...(change.active !== undefined ? { active: change.active } : {}),
+      ...(change.members !== undefined ? { members: { added: named(change.members.added), removed: named(change.members.removed) } } : {}),
+      summary: change.summary,
+    });
   }
 
   async #projectUser(rec: UserRecord, projection: Projection, ctx: ScimRequestContext): Promise<Resource> {

@@ -2,7 +2,7 @@
 // from the directory store, hears of changes from the directory index, keeps its records in the store,
 // takes the configured roles as grants, and serves the data path's PersonalRoles port.
 import { groupMatches, type RoleRule } from '../proxy/authz/decide.js';
-import type { AuditEmit } from '../audit/emitter.js';
+import type { AuditLog } from '../audit/emitter.js';
 import type { Logger } from '../lib/log.js';
 import { ProvisioningEngine } from '../provision/engine.js';
 import type { ProvisioningDirectory, RoleGrants, Subject, SubjectGroup } from '../provision/ports.js';
@@ -26,7 +26,7 @@ export interface ProvisioningDeps {
   readonly index: DirectoryIndex;
   /** The current roles (replaced on SIGHUP). */
   readonly roles: () => readonly RoleRule[];
-  readonly audit: AuditEmit;
+  readonly audit: AuditLog;
   readonly logger: Logger;
 }
 
@@ -45,7 +45,7 @@ export function createProvisioning(p: PerUserProvisioning, deps: ProvisioningDep
       databases: p.databases,
       reconcileEveryMs: p.reconcileEvery,
     },
-    audit: (event) => deps.audit(event),
+    audit: (event) => deps.audit.emit(event),
     logger,
   });
 }

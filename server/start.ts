@@ -4,8 +4,10 @@
 // shutdown (SIGTERM drain); the process itself (argv, env, signals, exit codes) is cli/serve.ts's.
 import { readFile } from 'node:fs/promises';
 import { createAdminApp } from '../admin/app.js';
+import { createAuditHeadRouter } from '../admin/audit-head.js';
 import { createSessionsRouter } from '../admin/sessions.js';
-import { createAuditEmitter } from '../audit/emitter.js';
+import { createAuditLog, type AuditLog } from '../audit/emitter.js';
+import { AuditWriter } from '../audit/writer.js';
 import { BearerTokens } from '../lib/bearer-tokens.js';
 import type { Logger } from '../lib/log.js';
 import { createTokenVerifier } from '../proxy/auth/index.js';
@@ -35,6 +37,7 @@ export interface RunningServer {
   readonly directory: DirectoryIndex;
   readonly registry: SessionRegistry;
   readonly metrics: ServerMetrics;
+  readonly audit: AuditLog;
   /** SIGHUP: roles and their credentials, certificates, tokens; live sessions are re-decided. */
   reload(config: Readonly<Config>): Promise<void>;
   /** Stops accepting, drains sessions (proxy.drainTimeout), closes listeners and the store. Idempotent. */
@@ -52,19 +55,38 @@ export interface ServeDeps {
 export async function startServer(config: Readonly<Config>, deps: ServeDeps): Promise<RunningServer> {
   const { logger } = deps;
   const metrics = createServerMetrics();
-  const audit = createAuditEmitter({ logger, instance: deps.instance });
-  const store = await openStore(config.directory.store, {
-    onListenerError: (err) => logger.error({ err }, 'directory change listener failed'),
-    onBackgroundError: (err) => logger.warn({ err }, 'directory store background error'),
+  const now = deps.now ?? Date.now;
+  // The audit log opens first and closes last, so the end of every session is in it.
+  const signingKeyPem = config.audit.signingKey ? await readFile(config.audit.signingKey, 'utf8') : undefined;
+  let endAllSessions: () => void = () => undefined;
+  const writer = await AuditWriter.open({
+    base: config.audit.file,
+    instance: deps.instance,
+    rotateBytes: config.audit.rotateBytes,
+    ...(signingKeyPem !== undefined ? { signingKeyPem, checkpointEveryMs: config.audit.checkpointEvery } : {}),
+    now,
+    logger,
+    onOverflow: () => endAllSessions(),
   });
+  const audit = createAuditLog(writer);
   // Each part registers its cleanup as it starts; shutdown runs them newest first.
-  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  const cleanups: (() => Promise<void>)[] = [() => writer.close()];
   try {
+    const store = await openStore(config.directory.store, {
+      onListenerError: (err) => logger.error({ err }, 'directory change listener failed'),
+      onBackgroundError: (err) => logger.warn({ err }, 'directory store background error'),
+    });
+    cleanups.push(() => store.close());
     const index = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
     cleanups.push(async () => index.close());
     logger.info({ store: store.kind, ...index.stats() }, 'directory loaded');
-    // The data path sees the index only through its own port.
-    const directory: Directory = index;
+    // The data path sees the index only through its own port. Revocations run a moment after the
+    // write that caused them (setImmediate), once the SCIM service has recorded that write: the
+    // audit log tells the deactivation before the session ends it caused.
+    const directory: Directory = {
+      findPerson: (identity) => index.findPerson(identity),
+      onRevocation: (listener) => index.onRevocation((notice) => setImmediate(listener, notice)),
+    };
 
     const verifier = createTokenVerifier({
       issuer: config.oidc.issuer,
@@ -98,6 +120,11 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     if (pool) cleanups.push(async () => pool.close());
     const unfollow = followRevocations(directory, registry, metrics.proxy);
     cleanups.push(async () => unfollow());
+    // Sessions cannot run unrecorded: when the audit log has been down long enough to fill its
+    // memory buffer, the live sessions end too (57P01 is not used: 58030 `audit log unavailable`).
+    endAllSessions = () => {
+      for (const s of registry.list()) registry.get(s.id)?.end('audit_unavailable');
+    };
 
     const sessionDeps: SessionDeps = {
       settings: {
@@ -107,6 +134,8 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
         endAtTokenExpiry: config.session.endAtTokenExpiry,
         maxDurationMs: config.session.maxDuration,
         idleTimeoutMs: config.session.idleTimeout,
+        auditStatements: config.audit.statements,
+        auditParameters: config.audit.parameters,
       },
       tls,
       verifier,
@@ -120,9 +149,13 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       metrics: metrics.proxy,
       logger,
       instance: deps.instance,
-      now: deps.now ?? Date.now,
+      now,
     };
-    const service = new ScimService({ store, audit: (e) => audit({ type: 'directory.change', ...e }) });
+    const service = new ScimService({
+      store,
+      audit: (e) => audit.emit({ type: 'directory.change', ...e }),
+      userName: (id) => index.getPerson(id)?.userName,
+    });
     // Both token sets are swapped in place on SIGHUP (rotation), so the routers hold the holders.
     const scimTokens = new BearerTokens(config.scim?.tokens ?? []);
     const adminTokens = new BearerTokens(config.admin.tokens);
@@ -136,6 +169,9 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     const app = createAdminApp({
       scim,
       ready: () => readiness([
+        ['audit log unavailable', async () => {
+          if (!writer.available) throw new Error('the audit file cannot be written');
+        }],
         ['directory store unreachable', () => store.ping()],
         ['identity provider keys unreachable', () => verifier.ready()],
         ['upstream database unreachable', () => tcpReachable(upstream.host, upstream.port, 3_000)],
@@ -144,6 +180,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       logger,
       extra: (a) => {
+        a.use('/admin', createAuditHeadRouter({ tokens: adminTokens, audit }));
         a.use('/admin', createSessionsRouter({
           tokens: adminTokens,
           sessions: {
@@ -182,6 +219,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       directory: index,
       registry,
       metrics,
+      audit,
       async reload(next) {
         // Everything is read and checked first, so a missing file or a bad token leaves the running
         // configuration whole; only then is it swapped in, without an await in between.

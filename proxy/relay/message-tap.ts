@@ -10,6 +10,11 @@ export interface MessageTapOptions {
   readonly maxPrefix: number;
   /** Types whose prefix is copied; every other message is reported with an empty prefix. */
   readonly interesting: ReadonlySet<number> | ((type: number) => boolean);
+  /**
+   * Body bytes kept per type, when types need different amounts (the statement audit keeps 4 KiB
+   * of a Query but one byte of ReadyForQuery); overrides `maxPrefix` and `interesting`.
+   */
+  readonly prefixFor?: (type: number) => number;
   /** Called when a message's last byte has passed. `prefix` is the tap's own copy. */
   onMessage(msg: RawMessage): void;
   /** Called once when the stream stops making sense; the tap ignores everything after it. */
@@ -35,11 +40,17 @@ const EMPTY = Buffer.alloc(0);
 export function createMessageTap(options: MessageTapOptions): MessageTap {
   const { maxPrefix, onMessage, onViolation } = options;
   if (!Number.isInteger(maxPrefix) || maxPrefix < 0) throw new RangeError('maxPrefix must be a non-negative integer');
-  // A 256-entry table: one indexed load per message instead of a Set lookup or a call.
-  const keep = new Uint8Array(256);
+  // A 256-entry table of prefix lengths: one indexed load per message instead of a Set lookup or a call.
+  const keep = new Uint32Array(256);
   for (let t = 0; t < 256; t++) {
+    if (options.prefixFor !== undefined) {
+      const n = options.prefixFor(t);
+      if (!Number.isInteger(n) || n < 0) throw new RangeError('prefixFor must return non-negative integers');
+      keep[t] = n;
+      continue;
+    }
     const yes = typeof options.interesting === 'function' ? options.interesting(t) : options.interesting.has(t);
-    keep[t] = yes && maxPrefix > 0 ? 1 : 0;
+    keep[t] = yes ? maxPrefix : 0;
   }
 
   const header = Buffer.alloc(HEADER);
@@ -97,7 +108,8 @@ export function createMessageTap(options: MessageTapOptions): MessageTap {
       remaining = length - 4;
       prefixFill = 0;
       // allocUnsafe is safe: the prefix is filled completely before it is emitted.
-      prefix = keep[type] === 1 && remaining > 0 ? Buffer.allocUnsafe(Math.min(maxPrefix, remaining)) : undefined;
+      const limit = keep[type] as number;
+      prefix = limit > 0 && remaining > 0 ? Buffer.allocUnsafe(Math.min(limit, remaining)) : undefined;
       if (remaining === 0) emit();
     }
   }

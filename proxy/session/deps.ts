@@ -1,6 +1,6 @@
 // What a client session needs from the rest of the process; built once by the composition root.
 import type { TokenVerifier } from '../auth/index.js';
-import type { AuditEmit } from '../../audit/emitter.js';
+import type { AuditLog } from '../../audit/emitter.js';
 import type { RoleRule } from '../authz/decide.js';
 import type { Logger } from '../../lib/log.js';
 import type { Metrics } from './metrics.js';
@@ -28,6 +28,10 @@ export interface SessionSettings {
   readonly maxDurationMs: number;
   /** 0 = no limit. */
   readonly idleTimeoutMs: number;
+  /** `audit.statements`: a `statement` event for each statement, with its outcome. */
+  readonly auditStatements: boolean;
+  /** `audit.parameters`: with statements, Bind parameter values too (redacted). */
+  readonly auditParameters: boolean;
 }
 
 export interface UpstreamTarget {
@@ -51,7 +55,8 @@ export interface SessionDeps {
   /** Idle authenticated upstream connections (`upstream.pool`); undefined when pooling is off. */
   readonly pool?: UpstreamPool;
   readonly registry: SessionRegistry;
-  readonly audit: AuditEmit;
+  /** The audit log: events, and whether it can be written (fail closed when not). */
+  readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly instance: string;

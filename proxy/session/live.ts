@@ -1,14 +1,17 @@
-// A logged-in session: the login reply with a rolegate-issued cancel key, the relay with its taps,
-// the session timers, and the one `end` path for every way a live session stops (pgbouncer's
-// disconnect_client): audit, metrics, registry and both sockets are settled exactly once.
+// A logged-in session: the login reply with a rolegate-issued cancel key (sent once `session.start`
+// is on disk), the relay with its taps and statement audit, the session timers, and the one `end`
+// path for every way a live session stops (pgbouncer's disconnect_client): audit, metrics, registry
+// and both sockets are settled exactly once.
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { VerifiedToken } from '../auth/index.js';
 import { decideRole, type Decision } from '../authz/decide.js';
 import type { LiveSession, SessionSnapshot } from './registry.js';
-import { createMessageTap } from '../relay/message-tap.js';
+import { createMessageTap, type MessageTapOptions } from '../relay/message-tap.js';
 import { Outstanding } from '../relay/outstanding.js';
-import { relay, type RelayEndReason } from '../relay/pipe.js';
+import { relay, type Relay, type RelayEndReason } from '../relay/pipe.js';
+import { StatementTracker, clientPrefixLimit, serverPrefixLimit, type StatementRecord } from '../relay/statements.js';
 import { sendCancel, type UpstreamConnection } from '../upstream/index.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { authenticationOk, backendKeyData, errorResponse, parameterStatus, readyForQuery, type TransactionStatus } from '../wire/backend-writer.js';
@@ -18,7 +21,7 @@ import { SqlState } from '../wire/sqlstate.js';
 import type { Logger } from '../../lib/log.js';
 import type { ClientInfo } from './client.js';
 import type { RoleWithCredentials, SessionDeps } from './deps.js';
-import { END_MESSAGE, type EndByProxy, type SessionEndReason } from './reasons.js';
+import { END_MESSAGE, END_SQLSTATE, type EndByProxy, type SessionEndReason } from './reasons.js';
 
 // setTimeout takes at most 2^31-1 ms (about 24.8 days); longer waits are re-armed.
 const MAX_TIMER_MS = 0x7fffffff;
@@ -63,22 +66,25 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   let ended = false;
   const timers: NodeJS.Timeout[] = [];
 
-  // One write for the whole login reply: AuthenticationOk, the upstream's ParameterStatus values,
-  // our BackendKeyData (the client never learns the upstream's key), ReadyForQuery.
-  const reply: Buffer[] = [authenticationOk()];
-  for (const [name, value] of upstream.parameters) reply.push(parameterStatus(name, value));
-  reply.push(backendKeyData(cancelKey.pid, cancelKey.secret));
-  reply.push(readyForQuery(upstream.transactionStatus as TransactionStatus));
-  stream.write(Buffer.concat(reply));
-
   const onUpstreamError = (err: Error): void => log.debug({ err }, 'upstream socket error');
   upstream.socket.on('error', onUpstreamError);
-  if (upstream.pending.length > 0) upstream.socket.unshift(upstream.pending);
-  if (input.rest.length > 0) stream.unshift(input.rest);
+
+  // With `audit.statements`, every statement is matched to its outcome (docs/design.md §2 step 8);
+  // without it the taps keep only what the pool's count needs.
+  let n = 0;
+  const tracker = deps.settings.auditStatements
+    ? new StatementTracker({ now: () => performance.now(), parameters: deps.settings.auditParameters, onStatement: auditStatement })
+    : undefined;
+  const clientTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = tracker
+    ? { maxPrefix: 0, interesting: () => false, prefixFor: (t) => clientPrefixLimit(t, deps.settings.auditParameters) }
+    : { maxPrefix: 0, interesting: () => false };
+  const serverTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = tracker
+    ? { maxPrefix: 0, interesting: () => false, prefixFor: serverPrefixLimit }
+    : // One body byte of ReadyForQuery (the transaction status), nothing of any other message.
+      { maxPrefix: 1, interesting: (type) => type === BackendType.readyForQuery };
 
   const fromClient = createMessageTap({
-    maxPrefix: 0,
-    interesting: () => false,
+    ...clientTap,
     onMessage: (msg) => {
       outstanding.sent(msg.type);
       if (msg.type === FrontendType.terminate) saidGoodbye = true;
@@ -86,12 +92,11 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
         statements++;
         deps.metrics.statements.inc();
       }
+      tracker?.fromClient(msg);
     },
   });
   const fromServer = createMessageTap({
-    // One body byte of ReadyForQuery (the transaction status), nothing of any other message.
-    maxPrefix: 1,
-    interesting: (type) => type === BackendType.readyForQuery,
+    ...serverTap,
     onMessage: (msg) => {
       if (msg.type === BackendType.readyForQuery) {
         outstanding.received(msg.type, msg.prefix[0] ?? 0);
@@ -100,12 +105,11 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
         // session ended as idle as soon as its result arrived.
         lastActivity = deps.now();
       }
+      tracker?.fromServer(msg);
     },
   });
-  const pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd, input.pool ? { keepClientChunk } : {});
-  if (deps.settings.idleTimeoutMs > 0) {
-    stream.on('data', () => (lastActivity = deps.now()));
-  }
+  // The relay starts once the client has its login reply (after session.start is on disk).
+  let pipe: Relay | undefined;
 
   const session: LiveSession = {
     id,
@@ -123,7 +127,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   deps.metrics.sessionsActive.inc();
   armTimers();
 
-  deps.audit({
+  deps.audit.emit({
     type: 'session.start',
     session: id,
     client: { address: input.client.address, port: input.client.port },
@@ -137,8 +141,68 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     ...(input.loginRole === undefined ? {} : { loginRole: input.loginRole }),
     application: input.application,
   });
-  log.info({ person: decision.userName, role, ...(input.loginRole === undefined ? {} : { loginRole: input.loginRole }), database: input.database }, 'session started');
+  // The client is told it is in only once the audit log holds that it is (docs/design.md §6): a
+  // log that cannot be written refuses the session (58030) instead of letting it run unrecorded.
+  // An audit log that does not answer within the login timeout counts as unavailable too.
+  let auditWait: NodeJS.Timeout | undefined;
+  const answered = new Promise<void>((resolve, reject) => {
+    auditWait = setTimeout(() => reject(new Error('the audit log did not confirm session.start in time')), deps.settings.loginTimeoutMs);
+    auditWait.unref();
+    deps.audit.flushed().then(resolve, reject);
+  });
+  answered.then(
+    () => {
+      clearTimeout(auditWait);
+      begin();
+    },
+    (err: unknown) => {
+      clearTimeout(auditWait);
+      log.warn({ err }, 'session.start could not be written to the audit log');
+      endByProxy('audit_unavailable');
+    },
+  );
   return session;
+
+  /** Sends the login reply and starts relaying. */
+  function begin(): void {
+    if (ended) return;
+    // One write for the whole login reply: AuthenticationOk, the upstream's ParameterStatus values,
+    // our BackendKeyData (the client never learns the upstream's key), ReadyForQuery.
+    const reply: Buffer[] = [authenticationOk()];
+    for (const [name, value] of upstream.parameters) reply.push(parameterStatus(name, value));
+    reply.push(backendKeyData(cancelKey.pid, cancelKey.secret));
+    reply.push(readyForQuery(upstream.transactionStatus as TransactionStatus));
+    stream.write(Buffer.concat(reply));
+    if (upstream.pending.length > 0) upstream.socket.unshift(upstream.pending);
+    if (input.rest.length > 0) stream.unshift(input.rest);
+    pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd, input.pool ? { keepClientChunk } : {});
+    if (deps.settings.idleTimeoutMs > 0) {
+      stream.on('data', () => (lastActivity = deps.now()));
+    }
+    log.info({ person: decision.userName, role, ...(input.loginRole === undefined ? {} : { loginRole: input.loginRole }), database: input.database }, 'session started');
+  }
+
+  function auditStatement(r: StatementRecord): void {
+    // Fields that do not apply stay undefined, which JSON leaves out: no spreads per statement.
+    deps.audit.emit({
+      type: 'statement',
+      session: id,
+      n: ++n,
+      protocol: r.protocol,
+      text: r.text,
+      truncated: r.truncated ? true : undefined,
+      statement: r.statement,
+      portal: r.portal,
+      function: r.function,
+      params: r.values === undefined ? { count: r.paramCount } : { count: r.paramCount, values: r.values },
+      copy: r.copy,
+      outcome: r.outcome,
+      tag: r.tag,
+      rows: r.rows,
+      sqlstate: r.sqlstate,
+      ms: r.ms,
+    });
+  }
 
   function snapshot(): SessionSnapshot {
     return {
@@ -245,10 +309,10 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
 
   function endByProxy(reason: EndByProxy): void {
     if (ended) return;
-    pipe.stop();
+    pipe?.stop();
     // A FATAL between two server messages is readable; in the middle of one it would corrupt the
     // stream, so then the connection is closed without it.
-    if (fromServer.atBoundary) stream.end(errorResponse({ severity: 'FATAL', code: SqlState.adminShutdown, message: END_MESSAGE[reason] }));
+    if (fromServer.atBoundary) stream.end(errorResponse({ severity: 'FATAL', code: END_SQLSTATE[reason], message: END_MESSAGE[reason] }));
     else stream.destroy();
     setTimeout(() => stream.destroy(), 2_000).unref();
     if (outstanding.busy) {
@@ -272,18 +336,14 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     deps.registry.remove(session);
     deps.metrics.sessionsActive.dec();
     deps.metrics.sessionsTotal.inc({ outcome: reason });
-    deps.metrics.bytes.inc({ direction: 'in' }, pipe.bytesIn);
-    deps.metrics.bytes.inc({ direction: 'out' }, pipe.bytesOut);
+    const bytesIn = pipe?.bytesIn ?? 0;
+    const bytesOut = pipe?.bytesOut ?? 0;
+    deps.metrics.bytes.inc({ direction: 'in' }, bytesIn);
+    deps.metrics.bytes.inc({ direction: 'out' }, bytesOut);
     if (reason === 'revoked') deps.metrics.revocations.inc();
-    deps.audit({
-      type: 'session.end',
-      session: id,
-      reason,
-      ms: deps.now() - startedAt,
-      bytesIn: pipe.bytesIn,
-      bytesOut: pipe.bytesOut,
-      statements,
-    });
+    // Statements still waiting for an answer are recorded before the session's end.
+    tracker?.end();
+    deps.audit.emit({ type: 'session.end', session: id, reason, ms: deps.now() - startedAt, bytesIn, bytesOut, statements });
     log.info({ reason, statements }, 'session ended');
     input.onEnd();
   }

@@ -1,9 +1,10 @@
 // Why a session ends or a login is refused, as types: the audit `reason` text, the metric label and
 // the client's 57P01 text all derive from these, so no caller builds or parses a reason string.
 import type { DenyReason } from '../authz/decide.js';
+import { SqlState } from '../wire/sqlstate.js';
 
 /** Why rolegate (not the client or the upstream) ends a live session; each has a client-facing 57P01 text. */
-export type EndByProxy = 'revoked' | 'token_expired' | 'admin_kill' | 'shutdown' | 'max_duration' | 'idle_timeout';
+export type EndByProxy = 'revoked' | 'token_expired' | 'admin_kill' | 'shutdown' | 'max_duration' | 'idle_timeout' | 'audit_unavailable';
 
 /** Every `session.end` reason (docs/design.md §6): the relay's own, and rolegate's. */
 export type SessionEndReason = 'client_exit' | 'upstream_closed' | 'error' | EndByProxy;
@@ -16,6 +17,21 @@ export const END_MESSAGE: Readonly<Record<EndByProxy, string>> = {
   shutdown: 'server shutting down',
   max_duration: 'session exceeded its maximum duration',
   idle_timeout: 'session idle for too long',
+  audit_unavailable: 'audit log unavailable',
+};
+
+/**
+ * The SQLSTATE of each end rolegate causes: admin_shutdown, except that a session the audit log
+ * could not record ends like the logins it refuses (io_error, docs/design.md §6).
+ */
+export const END_SQLSTATE: Readonly<Record<EndByProxy, string>> = {
+  revoked: SqlState.adminShutdown,
+  token_expired: SqlState.adminShutdown,
+  admin_kill: SqlState.adminShutdown,
+  shutdown: SqlState.adminShutdown,
+  max_duration: SqlState.adminShutdown,
+  idle_timeout: SqlState.adminShutdown,
+  audit_unavailable: SqlState.ioError,
 };
 
 /**
@@ -34,6 +50,7 @@ export type DeniedReason =
         | 'option_not_allowed'
         | 'login_timeout'
         | 'revoked_during_login'
+        | 'audit_unavailable'
         | 'internal';
     };
 
@@ -47,7 +64,9 @@ export function deniedText(r: DeniedReason): string {
  * (a client that does not speak the protocol). Token failures are counted by their code.
  */
 export function deniedMetricLabel(r: DeniedReason): string | undefined {
-  if (r.kind === 'protocol_violation') return undefined;
+  // Neither a client that does not speak the protocol nor a refusal because the audit log is down
+  // is a failed login of the person.
+  if (r.kind === 'protocol_violation' || r.kind === 'audit_unavailable') return undefined;
   if (r.kind === 'token_invalid') return r.code;
   // One series for a deactivated person, however they were found; the audit tells the two apart.
   if (r.kind === 'deactivated:email') return 'deactivated';

@@ -209,6 +209,8 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
     state = { phase: 'login', startup, abort };
     const requestedUser = startup.params.get('user') ?? '';
     const database = databaseOf(startup);
+    // Fail closed (docs/design.md §6): while the audit log cannot be written, nobody new gets in.
+    if (!deps.audit.available) return refuse(SqlState.ioError, 'audit log unavailable', { kind: 'audit_unavailable' });
     let verified: VerifiedToken;
     try {
       verified = await deps.verifier.verify(token);
@@ -345,7 +347,7 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       const label = deniedMetricLabel(end.reason);
       if (label !== undefined) deps.metrics.authFailures.inc({ reason: label });
       const reason = deniedText(end.reason);
-      deps.audit({
+      deps.audit.emit({
         type: 'session.denied',
         session: id,
         client: { address: client.address, port: client.port },
@@ -356,9 +358,15 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       });
       deps.metrics.sessionsTotal.inc({ outcome: 'denied' });
       log.info({ reason, sqlstate: end.sqlstate }, 'login refused');
-      // FATAL, then FIN; a client that never reads it is cut off after the grace period.
-      stream.end(errorResponse({ severity: 'FATAL', code: end.sqlstate, message: end.message }));
-      setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
+      // FATAL, then FIN; a client that never reads it is cut off after the grace period. The
+      // refusal is on disk first (docs/design.md §6); an audit log that cannot be written does not
+      // keep the client waiting for it.
+      const fatal = errorResponse({ severity: 'FATAL', code: end.sqlstate, message: end.message });
+      const send = (): void => {
+        stream.end(fatal);
+        setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
+      };
+      deps.audit.flushed().then(send, send);
     } else {
       log[DROP_LEVEL[end.reason]]({ reason: end.reason }, 'connection closed before login');
       stream.destroy();

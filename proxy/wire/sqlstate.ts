@@ -30,6 +30,8 @@ export const SqlState = {
   invalidParameterValue: '22023',
   /** insufficient_privilege. */
   insufficientPrivilege: '42501',
+  /** io_error: the audit log cannot be written, so new sessions are refused (docs/design.md §6). */
+  ioError: '58030',
   /** internal_error: anything unexpected; the peer gets a generic message. */
   internalError: 'XX000',
 } as const;

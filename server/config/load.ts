@@ -82,7 +82,7 @@ function resolvePaths(c: Config, baseDir: string): Config {
       credentials: r.credentials !== undefined && 'cert' in r.credentials ? { cert: abs(r.credentials.cert), key: abs(r.credentials.key) } : r.credentials,
     })),
     admin: { ...c.admin, tls: tls(c.admin.tls) },
-    audit: { ...c.audit, file: abs(c.audit.file) },
+    audit: { ...c.audit, file: abs(c.audit.file), signingKey: c.audit.signingKey && abs(c.audit.signingKey) },
   };
 }
 

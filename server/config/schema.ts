@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { parseSize } from './size.js';
 
 const duration = (fallback: string) =>
   z
@@ -15,6 +16,24 @@ const duration = (fallback: string) =>
         return z.NEVER;
       }
       return ms;
+    });
+
+/** A byte size ("100MB", "64KiB", or a number of bytes) of at least `min` bytes. */
+const size = (fallback: string, min: number) =>
+  z
+    .union([z.string(), z.number()])
+    .optional()
+    .transform((text, ctx) => {
+      const bytes = parseSize(text ?? fallback);
+      if (bytes === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not a size (examples: 100MB, 64KiB, 1GB)` });
+        return z.NEVER;
+      }
+      if (bytes < min) {
+        ctx.addIssue({ code: 'custom', message: `must be at least ${min} bytes` });
+        return z.NEVER;
+      }
+      return bytes;
     });
 
 /** "host:port", "[v6]:port" or ":port". */
@@ -159,7 +178,18 @@ export const configSchema = z
       .strictObject({ listen: listen('127.0.0.1:8080'), tokens: z.array(bearerToken).default([]), tls: tlsFiles.optional() })
       .prefault({}),
     audit: z
-      .strictObject({ file: filePath.default('audit/rolegate.jsonl'), statements: z.boolean().default(true), parameters: z.boolean().default(false) })
+      .strictObject({
+        file: filePath.default('audit/rolegate.jsonl'),
+        statements: z.boolean().default(true),
+        parameters: z.boolean().default(false),
+        // A file holds at least a few lines; the largest line (a big group change) may exceed this alone.
+        rotateBytes: size('100MB', 4096),
+        signingKey: filePath.optional(),
+        checkpointEvery: duration('10s'),
+      })
+      .superRefine((a, ctx) => {
+        if (a.checkpointEvery < 100) ctx.addIssue({ code: 'custom', path: ['checkpointEvery'], message: 'must be at least 100ms' });
+      })
       .prefault({}),
     session: z
       .strictObject({ endAtTokenExpiry: z.boolean().default(true), maxDuration: duration('12h'), idleTimeout: duration('0s') })

@@ -22,12 +22,12 @@ export const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   'proxy/session': ['lib', 'audit', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream'],
   proxy: ['lib', 'audit', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream', 'proxy/session'],
   scim: ['lib', 'audit'],
-  provision: ['lib'],
+  provision: ['lib', 'audit'],
   admin: ['lib'],
   server: ['lib', 'audit', 'proxy', 'proxy/wire', 'proxy/tls', 'proxy/auth', 'proxy/authz', 'proxy/relay', 'proxy/upstream', 'proxy/session', 'scim', 'provision', 'admin'],
   demo: ['lib', 'server', 'proxy/auth', 'proxy/tls', 'scim'],
-  cli: ['lib', 'server', 'demo', 'proxy/auth'],
-  bench: ['lib', 'server', 'demo', 'proxy', 'proxy/auth', 'proxy/session', 'scim', 'provision'],
+  cli: ['lib', 'server', 'demo', 'proxy/auth', 'audit'],
+  bench: ['lib', 'server', 'demo', 'proxy', 'proxy/auth', 'proxy/session', 'scim', 'provision', 'audit'],
 };
 
 /** The room a file lives in: its top folder, or proxy/<room>. */

@@ -2,6 +2,7 @@
 import { importJWK, SignJWT } from 'jose';
 import type { JWTPayload } from 'jose';
 import type { DevIssuer } from '../../demo/dev-issuer.js';
+import { registerSecrets } from '../helpers/ledger.js';
 
 const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 
@@ -22,7 +23,9 @@ export async function forge(
   const key = await importJWK(jwk, alg);
   const header: { alg: string; kid: string; typ?: string } = { alg, kid: opts.kid ?? jwk.kid };
   if (opts.typ !== null) header.typ = opts.typ ?? 'at+jwt';
-  return new SignJWT(claims).setProtectedHeader(header).sign(key);
+  const token = await new SignJWT(claims).setProtectedHeader(header).sign(key);
+  registerSecrets(token);
+  return token;
 }
 
 /** A compact JWS built by hand: `header` and `payload` JSON, `signature` as given (base64url). */

@@ -5,6 +5,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { startDevIssuer } from '../../demo/dev-issuer.js';
 import type { DevIssuer, DevIssuerOptions } from '../../demo/dev-issuer.js';
 import { createBoundedFetch } from '../../proxy/auth/http-fetch.js';
+import { registerSecrets } from '../helpers/ledger.js';
 
 export const AUDIENCE = 'rolegate';
 
@@ -22,6 +23,14 @@ export async function startTestIssuer(opts: Partial<Omit<DevIssuerOptions, 'tls'
   const leaf = await issueCert({ cn: '127.0.0.1', ...ca, dir: dir.path, fileName: 'issuer', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
   const [caPem, cert, key] = await Promise.all([readFile(ca.caCertPath, 'utf8'), readFile(leaf.certPath, 'utf8'), readFile(leaf.keyPath, 'utf8')]);
   const issuer = await startDevIssuer({ audience: AUDIENCE, ...opts, tls: { cert, key, ca: caPem } });
+  // Every token the issuer mints, and its client secrets, go to the suite-wide secret scan.
+  registerSecrets(issuer.clients.minter.clientSecret, issuer.clients.introspection.clientSecret);
+  const mint = issuer.tokenFor.bind(issuer);
+  issuer.tokenFor = async (...args) => {
+    const token = await mint(...args);
+    registerSecrets(token);
+    return token;
+  };
   return {
     issuer,
     ca: caPem,

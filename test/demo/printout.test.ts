@@ -102,6 +102,7 @@ const INFO: ReadyInfo = {
   scimToken: 'scim-token-0123456789',
   adminToken: 'admin-token-0123456789',
   logPath: '/tmp/rolegate-demo-x/rolegate.log',
+  auditDir: '/tmp/rolegate-demo-x/audit',
   tokenScript: '/tmp/rolegate-demo-x/token',
   tokenTtlSec: 3600,
   tokenExpiresAt: new Date(2030, 0, 1, 13, 14, 15),

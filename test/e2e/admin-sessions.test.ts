@@ -48,6 +48,7 @@ describe('admin sessions API', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(errors.some((e) => (e as { code?: string }).code === '57P01' && e.message === 'terminated by administrator')).toBe(true);
     expect((await admin(`/sessions/${s.id}`, 'DELETE')).status).toBe(404);
+    await stack.server.audit.flushed();
     const ends = stack.auditEvents().filter((e) => e.type === 'session.end');
     expect(ends.at(-1)).toMatchObject({ session: s.id, reason: 'admin_kill', statements: 1 });
     await client.end().catch(() => undefined);

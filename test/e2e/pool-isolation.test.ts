@@ -214,7 +214,8 @@ describe('pool isolation: a connection goes back only when nothing is outstandin
     await goodbyeIsNotPooled(client, pid);
   });
 
-  it('the audit log records each of alice\'s sessions as ended by her', () => {
+  it('the audit log records each of alice\'s sessions as ended by her', async () => {
+    await stack.server.audit.flushed();
     const ends = stack.auditEvents().filter((e) => e['type'] === 'session.end');
     expect(ends.length).toBeGreaterThanOrEqual(14);
     expect(ends.every((e) => e['reason'] === 'client_exit')).toBe(true);

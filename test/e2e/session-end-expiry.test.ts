@@ -49,6 +49,7 @@ describe('session.endAtTokenExpiry: true (the default)', () => {
     expect(at).toBeGreaterThanOrEqual(expMs - 50);
     expect(at).toBeLessThan(expMs + 1_000);
     await expect(s.client.query('select 1')).rejects.toThrow();
+    await stack.server.audit.flushed();
     const end = stack.auditEvents().find((e) => e.type === 'session.end' && e.session === s.sessionId);
     expect(end).toMatchObject({ reason: 'token_expired' });
   });

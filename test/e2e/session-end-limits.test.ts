@@ -36,7 +36,9 @@ async function watched(): Promise<Watched> {
   return { client, connectedAt, sessionId: session.id, fatal };
 }
 
-function endReason(sessionId: string): unknown {
+/** The session's audited end reason, once what was emitted is on disk (the audit file is written in batches). */
+async function endReason(sessionId: string): Promise<unknown> {
+  await stack.server.audit.flushed();
   return stack.auditEvents().find((e) => e.type === 'session.end' && e.session === sessionId)?.reason;
 }
 
@@ -51,7 +53,7 @@ describe('session.idleTimeout', () => {
     expect(after).toBeGreaterThanOrEqual(IDLE_MS - 100);
     expect(after).toBeLessThan(IDLE_MS + 1_500);
     await expect(w.client.query('select 1')).rejects.toThrow();
-    expect(endReason(w.sessionId)).toBe('idle_timeout');
+    expect(await endReason(w.sessionId)).toBe('idle_timeout');
   });
 
   it('activity keeps the session; idle starts again after the last statement', async () => {
@@ -69,7 +71,7 @@ describe('session.idleTimeout', () => {
     // The idle check runs at most once a second, so the end comes up to a second after the timeout.
     expect(at - lastAt).toBeGreaterThanOrEqual(IDLE_MS - 100);
     expect(at - lastAt).toBeLessThan(IDLE_MS + 1_500);
-    expect(endReason(w.sessionId)).toBe('idle_timeout');
+    expect(await endReason(w.sessionId)).toBe('idle_timeout');
   });
 
   it('a statement running longer than the timeout is not idleness, and idle counts from its result', async () => {
@@ -84,7 +86,7 @@ describe('session.idleTimeout', () => {
     expect(ended).toBe(false);
     expect((await w.client.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
     await w.client.end();
-    expect(endReason(w.sessionId) ?? 'client_exit').toBe('client_exit');
+    expect((await endReason(w.sessionId)) ?? 'client_exit').toBe('client_exit');
   });
 });
 
@@ -102,7 +104,7 @@ describe('session.maxDuration', () => {
     const after = at - w.connectedAt;
     expect(after).toBeGreaterThanOrEqual(MAX_MS - 100);
     expect(after).toBeLessThan(MAX_MS + 1_000);
-    expect(endReason(w.sessionId)).toBe('max_duration');
+    expect(await endReason(w.sessionId)).toBe('max_duration');
     expect(stack.server.registry.get(w.sessionId)).toBeUndefined();
   });
 });

@@ -87,6 +87,7 @@ async function expectRevoked(w: Watched, change: () => Promise<void>): Promise<v
   // The client's next read fails too.
   await expect(w.client.query('select 1')).rejects.toThrow();
   expect(stack.server.registry.get(w.sessionId)).toBeUndefined();
+  await stack.server.audit.flushed();
   const end = stack.auditEvents().filter((e) => e.type === 'session.end' && e.session === w.sessionId);
   expect(end).toHaveLength(1);
   expect(end[0]).toMatchObject({ reason: 'revoked' });

@@ -100,7 +100,8 @@ describe('the client leaves', () => {
     await waitFor(async () => (await backends('no-goodbye')) === 0, 5_000);
   });
 
-  it('every session that ended was audited exactly once', () => {
+  it('every session that ended was audited exactly once', async () => {
+    await stack.server.audit.flushed();
     const starts = stack.auditEvents().filter((e) => e.type === 'session.start').map((e) => e.session);
     const ends = stack.auditEvents().filter((e) => e.type === 'session.end').map((e) => e.session);
     expect(new Set(ends).size).toBe(ends.length);

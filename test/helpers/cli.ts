@@ -1,7 +1,9 @@
 // Runs the built `rolegate` bin as a real process (npm test builds dist/ before vitest runs).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { keepAuditFolder, keepLog, registerSecrets } from './ledger.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/rolegate.js', import.meta.url));
 const BUILT = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -45,11 +47,19 @@ export interface ServeHandle {
 /** Starts `rolegate serve --config FILE` and resolves once `readyUrl` answers 200. */
 export async function startServe(configFile: string, readyUrl: string, env: Record<string, string | undefined> = {}): Promise<ServeHandle> {
   assertBuilt();
+  // Secrets handed in by environment go to the suite-wide secret scan, and so does the process log.
+  registerSecrets(...Object.entries(env).filter(([k]) => /TOKEN|PASSWORD|SECRET|KEY/i.test(k)).map(([, v]) => v));
   const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      keepLog(`serve-${child.pid ?? 'x'}`, out);
+      keepAuditFolder(`serve-${child.pid ?? 'x'}`, dirname(configFile));
+      resolve(code);
+    }),
+  );
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`rolegate serve exited early: ${out}`);

@@ -2,7 +2,7 @@
 // for this stack, a development OIDC issuer (oidc-provider over HTTPS), and rolegate itself
 // (startServer, in-process) with a SQLite directory provisioned over its own SCIM endpoint.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,6 +12,7 @@ import { createLogger } from '../../lib/log.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { startTestIssuer, type TestIssuer } from '../auth/issuer-fixture.js';
 import { issueCert } from './certs.js';
+import { keepAuditFolder, keepLog, registerSecrets } from './ledger.js';
 import { createTestDatabase, pgInfo, pgUrl, superuserQuery, type TestDatabase } from './postgres.js';
 import { tempDir, type TempDir } from './tmp.js';
 
@@ -39,10 +40,12 @@ export interface Stack {
   readonly adminUrl: string;
   readonly scimToken: string;
   readonly dir: string;
-  /** Everything rolegate logged (JSON lines), audit events included. */
+  /** Everything rolegate logged (JSON lines). */
   logLines(): string[];
-  /** Audit events written so far, in order. */
+  /** Audit lines on disk so far (the stack's audit folder, every file in order), parsed. */
   auditEvents(): Record<string, unknown>[];
+  /** The folder the stack's audit files are written to. */
+  readonly auditDir: string;
   tokenFor(email: string, opts?: Parameters<TestIssuer['issuer']['tokenFor']>[1]): Promise<string>;
   scim(path: string, method?: string, body?: unknown): Promise<Response>;
   /** Creates a SCIM user (active unless said otherwise) in the named groups (created on demand). */
@@ -107,6 +110,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await writeFile(issuerCa, issuer.ca);
 
   const scimToken = randomBytes(24).toString('base64url');
+  registerSecrets(scimToken, passwords.reader, passwords.writer, ...((opts.config?.admin?.tokens as string[] | undefined) ?? []));
   const base: Record<string, Record<string, unknown> | unknown[]> = {
     proxy: { listen: '127.0.0.1:0', tls: { cert: proxyCert.certPath, key: proxyCert.keyPath }, loginTimeout: '10s', drainTimeout: '1s', allowedOptions: ['statement_timeout', 'search_path'] },
     upstream: { host: '127.0.0.1', port: info.port, tls: { mode: 'verify-full', ca: info.caCertPath }, connectTimeout: '5s' },
@@ -193,11 +197,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     scimToken,
     dir: dir.path,
     logLines: () => [...lines],
-    auditEvents: () =>
-      lines
-        .map((l) => JSON.parse(l) as { audit?: boolean; event?: Record<string, unknown> })
-        .filter((l) => l.audit === true && l.event !== undefined)
-        .map((l) => l.event!),
+    auditEvents: () => readAuditDir(join(dir.path, 'audit')),
+    auditDir: join(dir.path, 'audit'),
     tokenFor: (email, o) => issuer.issuer.tokenFor(email, o),
     scim,
     async provision(userName, groupNames, o = {}) {
@@ -236,6 +237,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     async close() {
       const personal = opts.perUser ? (await server.store.personalRoles.list()).map((r) => r.roleName) : [];
       await server.close();
+      // Kept for the suite-wide secret scan, which runs after every test file.
+      keepLog(`stack-${suffix}`, lines.join('\n'));
+      keepAuditFolder(`stack-${suffix}`, dir.path);
       await issuer.close();
       await db.drop();
       for (const r of personal) await superuserQuery(`DROP ROLE IF EXISTS "${r.replace(/"/g, '""')}"`).catch(() => undefined);
@@ -244,6 +248,29 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await dir.cleanup();
     },
   };
+}
+
+/** Every complete line of the numbered audit files in `dir`, oldest file first, parsed. */
+export function readAuditDir(dir: string): Record<string, unknown>[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => /\.\d{6,}\.jsonl$/.test(n)).sort();
+  } catch {
+    return [];
+  }
+  const out: Record<string, unknown>[] = [];
+  for (const name of names) {
+    const text = readFileSync(join(dir, name), 'utf8');
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a line being written right now
+      }
+    }
+  }
+  return out;
 }
 
 const caCache = new Map<string, string>();

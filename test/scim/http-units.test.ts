@@ -116,20 +116,24 @@ describe('jsonDepthExceeds', () => {
 
 describe('summarizeChange', () => {
   it('names changed attributes, the new active state and member deltas, never values', () => {
-    expect(summarizeChange(undefined, { attributes: { userName: 'a@x', active: true } })).toBe('set active, userName; active: true');
+    expect(summarizeChange(undefined, { attributes: { userName: 'a@x', active: true } })).toEqual({
+      changed: ['active', 'userName'],
+      active: true,
+      summary: 'set active, userName; active: true',
+    });
     expect(
       summarizeChange({ attributes: { userName: 'a@x', active: true, title: 'x' } }, { attributes: { userName: 'a@x', active: false } }),
-    ).toBe('changed active, title; active: false');
+    ).toEqual({ changed: ['active', 'title'], active: false, summary: 'changed active, title; active: false' });
     expect(
       summarizeChange(
         { attributes: { displayName: 'g' }, members: [{ value: '1' }, { value: '2' }] },
         { attributes: { displayName: 'g' }, members: [{ value: '2' }, { value: '3' }, { value: '4' }, { value: '5' }] },
       ),
-    ).toBe('members +3 -1');
+    ).toEqual({ changed: [], members: { added: ['3', '4', '5'], removed: ['1'] }, summary: 'members +3 -1' });
     const secretish = summarizeChange({ attributes: { userName: 'old-secret-value' } }, { attributes: { userName: 'new-secret-value' } });
-    expect(secretish).not.toMatch(/secret/);
+    expect(JSON.stringify(secretish)).not.toMatch(/secret/);
     expect(
-      summarizeChange(undefined, { attributes: { 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { employeeNumber: '7' } } }),
+      summarizeChange(undefined, { attributes: { 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { employeeNumber: '7' } } }).summary,
     ).toBe('set enterprise');
   });
 });

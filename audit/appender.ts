@@ -1,0 +1,330 @@
+// Appends one instance's audit lines to its files (docs/design.md §6); runs in the audit writer's own
+// thread (audit/writer-worker.ts), so sealing, hashing and writing stay off the relay's event loop.
+// Events are sealed into the chain in the order they arrive and appended in batches (one write each,
+// at most one batch every BATCH_EVERY_MS): everything that arrives meanwhile joins the next batch.
+// fdatasync runs when someone waits for an event to be on disk (a login, a refusal: the owner asks),
+// and otherwise at most SYNC_AT_LEAST_EVERY_MS after the first line that is not yet synced: an
+// fdatasync costs the kernel about as much for one line as for a thousand, and one per statement
+// costs more CPU than the statement. A batch that fails is kept and retried as it is (same lines,
+// same hashes): nothing is reordered, lost or written twice.
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { sealJson, type ChainHead } from './chain.js';
+import { eventJson } from './chain.js';
+import { seriesFile, type Series } from './files.js';
+import { signerFromPem, type CheckpointSigner } from './signing.js';
+
+/** Where the chain and the files stand when the appender starts (from audit/resume.ts). */
+export interface AppenderState {
+  readonly series: Series;
+  readonly instance: string;
+  readonly rotateBytes: number;
+  readonly n: number;
+  readonly size: number;
+  readonly head: ChainHead;
+  readonly retryMs: number;
+  /** `audit.signingKey` as PEM: checkpoints are signed in the appender, after the line they vouch for. */
+  readonly signingKeyPem?: string;
+}
+
+/** What the appender tells its owner. */
+export interface AppenderReport {
+  /** `events` more of the owner's events are on disk; the chain's head is now `head`. */
+  durable(r: { events: number; head: ChainHead; ts: string; file: string }): void;
+  failed(err: { code: string | undefined; message: string }, file: string): void;
+  recovered(file: string): void;
+  /** The file at the path was removed or replaced; the chain goes on in the next file. */
+  replaced(file: string): void;
+}
+
+/** A batch starts at most this long after the previous one started (100 writes a second at most). */
+export const BATCH_EVERY_MS = 10;
+/** Lines nobody waits for are made durable at most this long after they were written. */
+export const SYNC_AT_LEAST_EVERY_MS = 200;
+
+interface Batch {
+  /** Sealed lines, newline included, and their sizes in bytes. */
+  readonly lines: readonly string[];
+  readonly sizes: readonly number[];
+  readonly head: ChainHead;
+  readonly ts: string;
+  /** The owner's events in this batch (checkpoints are the appender's own). */
+  readonly events: number;
+  /** Lines already durable. */
+  done: number;
+  /** The lines being appended to the current file, and how many bytes of them made it. */
+  segment?: { readonly buf: Buffer; readonly lines: number; readonly ino: number; off: number };
+}
+
+export class Appender {
+  readonly #s: AppenderState;
+  readonly #report: AppenderReport;
+  readonly #instanceJson: string;
+  readonly #signer: CheckpointSigner | undefined;
+  #pending: string[] = [];
+  #pendingTs: string[] = [];
+  #batch: Batch | undefined;
+  #head: ChainHead;
+  #lastWasCheckpoint = false;
+  #checkpointWanted = false;
+  #n: number;
+  #size: number;
+  #fh: FileHandle | undefined;
+  #ino = 0;
+  #running = false;
+  #failing = false;
+  #retry: NodeJS.Timeout | undefined;
+  #closing = false;
+  #idle: (() => void)[] = [];
+  #lastBatchAt = 0;
+  /** Written but not yet fdatasync'ed: the owner's events, and where the chain stands after them. */
+  #unsynced: { events: number; head: ChainHead; ts: string } | undefined;
+  #syncWanted = false;
+  #syncTimer: NodeJS.Timeout | undefined;
+
+  constructor(s: AppenderState, report: AppenderReport) {
+    this.#s = s;
+    this.#report = report;
+    this.#instanceJson = JSON.stringify(s.instance);
+    this.#signer = s.signingKeyPem === undefined ? undefined : signerFromPem(s.signingKeyPem);
+    this.#head = s.head;
+    this.#n = s.n;
+    this.#size = s.size;
+  }
+
+  /** Queues events (JSON with `type` first, audit/chain.ts eventJson) and their ts strings. */
+  enqueue(events: readonly string[], ts: readonly string[]): void {
+    for (let i = 0; i < events.length; i++) {
+      this.#pending.push(events[i] as string);
+      this.#pendingTs.push(ts[i] as string);
+    }
+    if (events.length > 0) this.#lastWasCheckpoint = false;
+    this.#kick();
+  }
+
+  /** Someone waits for everything sent so far to be on disk: fdatasync as soon as it is written. */
+  requestSync(): void {
+    this.#syncWanted = true;
+    this.#kick();
+  }
+
+  /** A signed checkpoint after the newest line, when there is anything new to vouch for. */
+  requestCheckpoint(): void {
+    if (this.#signer === undefined || this.#lastWasCheckpoint) return;
+    if (this.#head.seq === 0 && this.#pending.length === 0) return;
+    this.#checkpointWanted = true;
+    this.#kick();
+  }
+
+  /** Writes what is queued (with a last checkpoint), waiting at most `timeoutMs`; then closes the file. */
+  async close(timeoutMs: number): Promise<{ unwritten: number }> {
+    this.requestCheckpoint();
+    this.#closing = true;
+    // Written lines waiting for their timed sync are synced now.
+    if (this.#unsynced !== undefined) this.#kick();
+    const drained = new Promise<void>((resolve) => (this.#busy() ? this.#idle.push(resolve) : resolve()));
+    await Promise.race([drained, new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    if (this.#retry) clearTimeout(this.#retry);
+    if (this.#syncTimer) clearTimeout(this.#syncTimer);
+    const unwritten = this.#pending.length + (this.#batch ? this.#batch.events : 0) + (this.#unsynced?.events ?? 0);
+    await this.#fh?.close().catch(() => undefined);
+    this.#fh = undefined;
+    return { unwritten };
+  }
+
+  #busy(): boolean {
+    return this.#running || this.#batch !== undefined || this.#pending.length > 0 || this.#checkpointWanted || this.#unsynced !== undefined;
+  }
+
+  #kick(): void {
+    if (this.#running || this.#retry !== undefined) return;
+    this.#running = true;
+    // setImmediate: everything that arrives in this turn of the event loop goes into one batch.
+    setImmediate(() => void this.#drain());
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#batch === undefined) {
+          if (this.#pending.length === 0 && !this.#checkpointWanted) {
+            // Nothing more to write: sync now if someone waits (or at close), then look again,
+            // since events that arrived during the sync found this loop running and did not wake it.
+            if (this.#unsynced !== undefined && (this.#syncWanted || this.#closing)) {
+              await this.#sync();
+              continue;
+            }
+            if (this.#unsynced !== undefined) this.#syncLater();
+            break;
+          }
+          // What arrives in the meantime joins this batch, unless someone is waiting for it.
+          const wait = this.#lastBatchAt + BATCH_EVERY_MS - Date.now();
+          if (wait > 0 && !this.#closing && !this.#syncWanted) await new Promise((resolve) => setTimeout(resolve, wait));
+          this.#lastBatchAt = Date.now();
+          this.#batch = this.#seal();
+        }
+        await this.#write(this.#batch);
+        this.#written(this.#batch);
+        this.#batch = undefined;
+      }
+      this.#running = false;
+      for (const f of this.#idle.splice(0)) f();
+    } catch (err) {
+      this.#running = false;
+      this.#failed(err);
+    }
+  }
+
+  /** Seals every pending event (and a wanted checkpoint) into the next batch. */
+  #seal(): Batch {
+    const lines: string[] = [];
+    const sizes: number[] = [];
+    let head = this.#head;
+    let ts = '';
+    const events = this.#pending.length;
+    for (let i = 0; i < events; i++) {
+      ts = this.#pendingTs[i] as string;
+      const sealed = sealJson(this.#pending[i] as string, ts, this.#instanceJson, head);
+      const line = `${sealed.line}\n`;
+      lines.push(line);
+      sizes.push(Buffer.byteLength(line));
+      head = sealed.head;
+    }
+    this.#pending = [];
+    this.#pendingTs = [];
+    if (this.#checkpointWanted && this.#signer !== undefined && head.seq > 0) {
+      ts = new Date().toISOString();
+      const json = eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId });
+      const sealed = sealJson(json, ts, this.#instanceJson, head);
+      const line = `${sealed.line}\n`;
+      lines.push(line);
+      sizes.push(Buffer.byteLength(line));
+      head = sealed.head;
+      this.#lastWasCheckpoint = true;
+    }
+    this.#checkpointWanted = false;
+    this.#head = head;
+    return { lines, sizes, head, ts, events, done: 0 };
+  }
+
+  /** Appends the batch's remaining lines, rotating at `rotateBytes`, each file's part made durable. */
+  async #write(batch: Batch): Promise<void> {
+    while (batch.done < batch.lines.length) {
+      await this.#ensureFile();
+      if (batch.segment !== undefined && batch.segment.ino !== this.#ino) batch.segment = undefined;
+      if (batch.segment === undefined) {
+        if (this.#size > 0 && this.#size + (batch.sizes[batch.done] as number) > this.#s.rotateBytes) await this.#rotate();
+        let bytes = 0;
+        let count = 0;
+        for (let i = batch.done; i < batch.lines.length; i++) {
+          const len = batch.sizes[i] as number;
+          if (count > 0 && this.#size + bytes + len > this.#s.rotateBytes) break;
+          bytes += len;
+          count++;
+        }
+        const text = batch.done === 0 && count === batch.lines.length ? batch.lines.join('') : batch.lines.slice(batch.done, batch.done + count).join('');
+        batch.segment = { buf: Buffer.from(text, 'utf8'), lines: count, ino: this.#ino, off: 0 };
+      }
+      const seg = batch.segment;
+      const fh = this.#fh as FileHandle;
+      while (seg.off < seg.buf.length) {
+        const { bytesWritten } = await fh.write(seg.buf, seg.off, seg.buf.length - seg.off);
+        seg.off += bytesWritten;
+        this.#size += bytesWritten;
+      }
+      batch.done += seg.lines;
+      batch.segment = undefined;
+    }
+  }
+
+  /** Opens the current file, or a new one when the one held was removed or replaced. */
+  async #ensureFile(): Promise<void> {
+    if (this.#fh !== undefined) {
+      const path = seriesFile(this.#s.series, this.#n);
+      const onDisk = await stat(path).catch(() => undefined);
+      if (onDisk !== undefined && onDisk.ino === this.#ino) return;
+      // Lines written to an unlinked file would be lost: the chain goes on in a new file, and
+      // `audit verify` shows the missing lines as a gap before it.
+      this.#report.replaced(path);
+      await this.#fh.close().catch(() => undefined);
+      this.#fh = undefined;
+      this.#n++;
+      this.#size = 0;
+    }
+    if (this.#n === 0) this.#n = 1;
+    await this.#openCurrent();
+  }
+
+  async #rotate(): Promise<void> {
+    // What the old file holds is made durable before it is left behind.
+    await this.#fh?.datasync();
+    await this.#fh?.close().catch(() => undefined);
+    this.#fh = undefined;
+    this.#n++;
+    this.#size = 0;
+    await this.#openCurrent();
+  }
+
+  async #openCurrent(): Promise<void> {
+    const path = seriesFile(this.#s.series, this.#n);
+    // 'a' appends to the file a restart resumes; a new number is created exclusively. The folder is
+    // never created here: a missing folder may be an unmounted volume.
+    const fh = await open(path, this.#size > 0 ? 'a' : 'ax', 0o640).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST') return open(path, 'a', 0o640);
+      throw err;
+    });
+    const st = await fh.stat();
+    this.#fh = fh;
+    this.#ino = st.ino;
+    this.#size = st.size;
+    // The new directory entry must survive a crash as much as the lines in it.
+    const dir = await open(this.#s.series.dir, 'r');
+    await dir.sync().finally(() => dir.close());
+  }
+
+  /** The batch is in the file (not yet synced). */
+  #written(batch: Batch): void {
+    this.#unsynced = { events: (this.#unsynced?.events ?? 0) + batch.events, head: batch.head, ts: batch.ts };
+  }
+
+  /** fdatasync, then everything written so far is durable. */
+  async #sync(): Promise<void> {
+    const done = this.#unsynced;
+    if (done === undefined) return;
+    this.#syncWanted = false;
+    if (this.#syncTimer) clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
+    await (this.#fh as FileHandle).datasync();
+    this.#unsynced = undefined;
+    const file = seriesFile(this.#s.series, this.#n);
+    if (this.#failing) {
+      this.#failing = false;
+      this.#report.recovered(file);
+    }
+    this.#report.durable({ events: done.events, head: done.head, ts: done.ts, file });
+  }
+
+  #syncLater(): void {
+    if (this.#syncTimer !== undefined) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      this.#syncWanted = true;
+      this.#kick();
+    }, SYNC_AT_LEAST_EVERY_MS);
+  }
+
+  #failed(err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    // A sync that failed is tried again with the retry.
+    if (this.#unsynced !== undefined) this.#syncWanted = true;
+    if (!this.#failing) this.#report.failed({ code: e?.code, message: e?.message ?? String(err) }, seriesFile(this.#s.series, this.#n));
+    this.#failing = true;
+    if (this.#closing) {
+      for (const f of this.#idle.splice(0)) f();
+      return;
+    }
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.#kick();
+    }, this.#s.retryMs);
+  }
+}

@@ -1,0 +1,189 @@
+// Audit benchmark (issue 10): pgbench -S at 8 clients through two `rolegate serve` processes, one with
+// statement auditing on and one with it off, alternating round by round; the audit file's bytes per
+// statement; and `rolegate audit sessions|search --person` over a generated 1 GB audit file
+// (2.1 million statements: about 7,000 sessions of 1,000 people, 300 pgbench-like statements each).
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { GENESIS, sealLine, type ChainHead } from '../audit/chain.js';
+import type { AuditEvent } from '../audit/events.js';
+import { createCertificateAuthority, issueCert } from '../demo/certs.js';
+import { startDevIssuer } from '../demo/dev-issuer.js';
+import { startLocalPostgres } from '../demo/local-postgres.js';
+import { cpuSeconds, pgbench, provisionBenchPerson } from './proxy.js';
+import type { BenchRow } from './scim.js';
+import { startServeProcess, type ServeProcess } from './serve-process.js';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../../bin/rolegate.js', import.meta.url));
+
+export interface AuditBenchOptions {
+  dir: string;
+  freePort: () => Promise<number>;
+  seconds: number;
+  rounds: number;
+  /** Size of the generated audit file for the search figure. */
+  searchBytes: number;
+}
+
+export async function runAuditBench(opts: AuditBenchOptions): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const pgDir = join(opts.dir, 'pg');
+    await mkdir(pgDir);
+    const ca = await createCertificateAuthority(opts.dir);
+    const server = await issueCert({ cn: 'localhost', ...ca, dir: opts.dir, fileName: 'server' });
+    const superPassword = randomBytes(12).toString('hex');
+    const pgPort = await opts.freePort();
+    const cluster = await startLocalPostgres({
+      dir: pgDir, port: pgPort, superuserPassword: superPassword,
+      tls: { certPath: server.certPath, keyPath: server.keyPath },
+      hba: ['host all all 127.0.0.1/32 scram-sha-256'],
+    });
+    stops.push(() => cluster.stop());
+    const rolePassword = randomBytes(12).toString('hex');
+    const admin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: superPassword, database: 'postgres', ssl: { rejectUnauthorized: false } });
+    await admin.connect();
+    await admin.query(`CREATE ROLE bench_user LOGIN PASSWORD '${rolePassword}'`);
+    await admin.query('CREATE DATABASE bench OWNER bench_user');
+    await admin.end();
+    await run(join(cluster.binDir, 'pgbench'), ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-p', String(pgPort), '-U', 'bench_user', 'bench'], {
+      env: { ...process.env, PGPASSWORD: rolePassword, PGSSLMODE: 'require' },
+    });
+
+    const issuerCert = await issueCert({ cn: '127.0.0.1', ...ca, dir: opts.dir, fileName: 'issuer', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+    const caPem = await readFile(ca.caCertPath, 'utf8');
+    const issuer = await startDevIssuer({
+      audience: 'rolegate',
+      tls: { cert: await readFile(issuerCert.certPath, 'utf8'), key: await readFile(issuerCert.keyPath, 'utf8'), ca: caPem },
+    });
+    stops.push(() => issuer.close());
+
+    // Two gateways, the same in everything but audit.statements.
+    const gateways: Record<'on' | 'off', { proxyPort: number; serve: ServeProcess; auditDir: string }> = {} as never;
+    for (const mode of ['on', 'off'] as const) {
+      const dir = join(opts.dir, `gw-${mode}`);
+      await mkdir(dir);
+      const scimToken = randomBytes(24).toString('base64url');
+      const [proxyPort, adminPort] = [await opts.freePort(), await opts.freePort()];
+      const serve = await startServeProcess(dir, `
+proxy: { listen: "127.0.0.1:${proxyPort}", tls: { cert: "${server.certPath}", key: "${server.keyPath}" } }
+upstream: { host: 127.0.0.1, port: ${pgPort}, tls: { mode: verify-full, ca: "${ca.caCertPath}" }, pool: { idle: 20 } }
+oidc: { issuer: "${issuer.issuer}", audience: rolegate, ca: "${ca.caCertPath}" }
+roles: [{ role: bench_user, groups: [bench], databases: [bench], credentials: { password: "\${BENCH_ROLE_PASSWORD}" } }]
+directory: { store: "sqlite:${join(dir, 'directory.db')}" }
+scim: { tokens: ["\${BENCH_SCIM_TOKEN}"] }
+admin: { listen: "127.0.0.1:${adminPort}" }
+audit: { file: audit/rolegate.jsonl, statements: ${mode === 'on' && process.env['BENCH_AUDIT_AA'] === undefined} }
+log: { level: warn }
+`, adminPort, { BENCH_ROLE_PASSWORD: rolePassword, BENCH_SCIM_TOKEN: scimToken, ROLEGATE_INSTANCE: `bench-${mode}` });
+      stops.push(() => serve.stop());
+      await provisionBenchPerson(serve.adminUrl, scimToken);
+      gateways[mode] = { proxyPort, serve, auditDir: join(dir, 'audit') };
+    }
+    const token = await issuer.tokenFor('bench@corp.example', { expiresInSec: 3600 });
+    const args = ['-S', '-M', 'simple', '-c', '8', '-j', '2'];
+    const tps: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    // CPU the gateway process (all its threads, the audit writer's included) spent per transaction.
+    const cpu: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+      for (const mode of order) {
+        const cpu0 = cpuSeconds(gateways[mode].serve.child.pid);
+        const value = await pgbench(cluster.binDir, { port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token }, args, opts.seconds);
+        tps[mode].push(value);
+        cpu[mode].push(((cpuSeconds(gateways[mode].serve.child.pid) - cpu0) * 1e6) / (value * opts.seconds));
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    const [on, off] = [median(tps.on), median(tps.off)];
+    rows.push({ name: 'pgbench -S, 8 clients, statement auditing off: tps', value: off, unit: 'tps' });
+    rows.push({ name: 'pgbench -S, 8 clients, statement auditing on: tps', value: on, unit: 'tps' });
+    rows.push({ name: 'statement auditing on/off', value: on / off, unit: 'x' });
+    rows.push({ name: 'throughput lost to statement auditing', value: Math.max(0, (1 - on / off) * 100), unit: '%', target: { op: '<=', limit: 10 } });
+    rows.push({ name: 'rolegate CPU per transaction, auditing off', value: median(cpu.off), unit: 'µs' });
+    rows.push({ name: 'rolegate CPU per transaction, auditing on (writer thread included)', value: median(cpu.on), unit: 'µs' });
+
+    // Bytes per statement, from what the auditing gateway wrote (its statement lines, newline included).
+    await gateways.on.serve.stop();
+    let statementBytes = 0;
+    let statements = 0;
+    for (const name of await readdir(gateways.on.auditDir)) {
+      if (!name.endsWith('.jsonl')) continue;
+      for (const line of (await readFile(join(gateways.on.auditDir, name), 'utf8')).split('\n')) {
+        if (!line.includes('"type":"statement"')) continue;
+        statements++;
+        statementBytes += Buffer.byteLength(line) + 1;
+      }
+    }
+    rows.push({ name: `audit bytes per statement (${statements} statements)`, value: statementBytes / statements, unit: 'B' });
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  }
+
+  // `audit sessions|search --person` over a generated 1 GB file (--audit-bytes 0 skips it).
+  if (opts.searchBytes <= 0) return rows;
+  const big = join(opts.dir, 'big');
+  await mkdir(big);
+  const generated = await generateAuditFile(join(big, 'rolegate.bench.000001.jsonl'), opts.searchBytes);
+  rows.push({ name: 'generated audit file', value: generated.bytes / 1e9, unit: 'GB' });
+  rows.push({ name: 'statements in it', value: generated.statements / 1e6, unit: 'million' });
+  for (const verb of ['sessions', 'search'] as const) {
+    const t0 = performance.now();
+    const { stdout } = await run(process.execPath, [BIN, 'audit', verb, '--person', generated.person, '--json', big], { maxBuffer: 256 * 1024 * 1024 });
+    const seconds = (performance.now() - t0) / 1000;
+    const found = stdout.split('\n').filter((l) => l !== '').length;
+    rows.push({ name: `audit ${verb} --person over ${(generated.bytes / 1e9).toFixed(2)} GB (${found} ${verb === 'sessions' ? 'sessions' : 'events'})`, value: seconds, unit: 's', target: { op: '<=', limit: 10 } });
+  }
+  return rows;
+}
+
+/**
+ * Writes a sealed audit file of about `bytes`: sessions of 1,000 people, each a session.start, 300
+ * pgbench-like statements and a session.end. Returns the person whose sessions are searched for.
+ */
+export async function generateAuditFile(file: string, bytes: number): Promise<{ bytes: number; statements: number; person: string }> {
+  const out = createWriteStream(file);
+  let head: ChainHead = { seq: 0, hash: GENESIS };
+  let t = Date.parse('2026-11-23T08:00:00Z');
+  let written = 0;
+  let statements = 0;
+  let buffer: string[] = [];
+  const emit = async (e: AuditEvent): Promise<void> => {
+    const sealed = sealLine(e, new Date((t += 3)).toISOString(), 'bench', head);
+    head = sealed.head;
+    buffer.push(sealed.line);
+    written += sealed.line.length + 1;
+    if (buffer.length >= 2000) {
+      const chunk = `${buffer.join('\n')}\n`;
+      buffer = [];
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+  };
+  for (let s = 0; written < bytes; s++) {
+    const session = randomUUID();
+    const person = `person${s % 1000}@corp.example`;
+    await emit({
+      type: 'session.start', session, client: { address: `10.0.${s % 250}.${(s * 7) % 250}`, port: 40000 + (s % 20000) }, tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
+      person: { userName: person, id: `id-${s % 1000}` }, token: { iss: 'https://idp.corp.example/', sub: person, jti: null, exp: 1_800_000_000 }, groups: ['bench'],
+      requestedUser: person, database: 'bench', role: 'bench_user', application: 'pgbench',
+    });
+    for (let n = 1; n <= 300; n++) {
+      await emit({
+        type: 'statement', session, n, protocol: 'simple', text: `SELECT abalance FROM pgbench_accounts WHERE aid = ${(s * 300 + n) % 100000};`,
+        params: { count: 0 }, outcome: 'ok', tag: 'SELECT 1', rows: 1, sqlstate: null, ms: 0.21,
+      });
+      statements++;
+    }
+    await emit({ type: 'session.end', session, reason: 'client_exit', ms: 900, bytesIn: 30_000, bytesOut: 60_000, statements: 300 });
+  }
+  out.end(buffer.length > 0 ? `${buffer.join('\n')}\n` : '');
+  await new Promise<void>((r) => out.once('finish', () => r()));
+  return { bytes: (await stat(file)).size, statements, person: 'person7@corp.example' };
+}
