@@ -20,6 +20,7 @@ import {
   userNotFound,
   type UserColumns,
 } from './derive.js';
+import { GroupCommit, type WriteOutcome } from './group-commit.js';
 import { diffMembers } from './member-diff.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
 import { PageCursors } from './page-cursors.js';
@@ -34,21 +35,20 @@ import type {
   UserKey,
   UserMutation,
 } from './port.js';
-import { SerialQueue } from './serial-queue.js';
 
 /**
- * Transaction-scoped advisory lock taken first by every write (MIGRATION_LOCK_KEY + 1). Writes from
- * all instances are serialized, so: read-modify-write (PATCH) never loses an update, uniqueness
- * pre-checks cannot race, `seq` follows commit order, and rg_changes rows become visible in seq order.
- * SCIM write rates are low (an IdP pushes one change at a time), so one lock costs nothing that matters.
+ * Transaction-scoped advisory lock taken first by every write transaction (MIGRATION_LOCK_KEY + 1).
+ * Writes from all instances are serialized, so: read-modify-write (PATCH) never loses an update,
+ * uniqueness pre-checks cannot race, and `seq` follows commit order (docs/design.md §8, "Why seq is
+ * commit order"): PostgreSQL releases a transaction's locks only after its commit is visible to new
+ * snapshots, so the next writer takes the lock, and draws its seq, only after every earlier write is
+ * visible. Concurrent writes share one transaction (group commit), so the lock costs one round trip
+ * per batch, not per write.
  */
 const WRITE_LOCK_KEY = '8246126309927617638';
 const SCAN_BATCH = 500;
-/** The NOTIFY channel a later fan-out LISTENs on; the payload is {"seq","origin"} of an rg_changes row. */
+/** The NOTIFY channel instances LISTEN on; the payload is {"seq","origin"} of a batch's last rg_changes row. */
 export const CHANGE_CHANNEL = 'rolegate_directory';
-/** rg_changes rows are kept this long: long enough for a follower that reconnects to catch up. */
-const CHANGE_RETENTION = '1 day';
-const PRUNE_EVERY_WRITES = 1000;
 
 // WHERE fragments per key with the key value as $1: constants chosen by `attr`, never built from input.
 const USER_WHERE: Record<UserKey['attr'], string> = {
@@ -94,6 +94,7 @@ interface MemberRow {
 }
 
 type Write<T> = (c: pg.PoolClient) => Promise<{ result: T; changes: DirectoryChange[] }>;
+type Done = { ok: true; result: unknown; changes: DirectoryChange[] } | { ok: false; error: unknown };
 
 /** Connects a pool (the URL may carry sslmode/sslrootcert), runs migrations, and returns the store. */
 export async function openPostgresStore(url: string, opts?: StoreOptions): Promise<DirectoryStore> {
@@ -103,7 +104,6 @@ export async function openPostgresStore(url: string, opts?: StoreOptions): Promi
   pool.on('error', (err) => resolved.onBackgroundError(err));
   try {
     await migratePostgres(pool);
-    await pool.query(`DELETE FROM rg_changes WHERE at < now() - interval '${CHANGE_RETENTION}'`);
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
@@ -116,16 +116,15 @@ class PostgresStore implements DirectoryStore {
   readonly #pool: pg.Pool;
   readonly #opts: ResolvedStoreOptions;
   readonly #feed: ChangeFeed;
-  /** Local writes run one at a time so subscribers see batches in commit order. */
-  readonly #queue = new SerialQueue();
-  /** Tags this instance's rg_changes rows so a follower can skip its own. */
+  /** Concurrent writes share a transaction; batches run one at a time, so subscribers hear them in commit order. */
+  readonly #group = new GroupCommit<Write<unknown>>((batch) => this.#commitBatch(batch));
+  /** Tags this process's rg_changes rows (for the log's readers; nothing depends on it). */
   readonly #origin = randomUUID();
   // Keyset paging of the unfiltered lists (see PageCursors). The version is max(seq) of rg_changes,
   // which every committed write of every instance moves, read in the same snapshot as the page.
   readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
   // The row count each table had at a version, so that paging does not count every row every page.
   readonly #totals = { rg_users: { version: '', total: 0 }, rg_groups: { version: '', total: 0 } };
-  #writes = 0;
 
   constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
     this.#pool = pool;
@@ -133,47 +132,73 @@ class PostgresStore implements DirectoryStore {
     this.#feed = new ChangeFeed(opts.onListenerError);
   }
 
-  /**
-   * One transaction under the global write lock; on success the batch is journalled in rg_changes
-   * (the cross-instance seam) in the same transaction, and local subscribers hear it after COMMIT.
-   */
+  /** Queues a write for the next group commit; resolves once its transaction committed durably. */
   #write<T>(fn: Write<T>): Promise<T> {
-    return this.#queue.run(async () => {
-      const client = await this.#pool.connect();
-      let broken = false;
-      try {
-        let out: { result: T; changes: DirectoryChange[] };
-        try {
-          // One round trip: a simple-protocol query may hold several statements (constants only).
-          await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
-          out = await fn(client);
-          if (out.changes.length > 0) await this.#journal(client, out.changes);
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => {
-            broken = true;
-          });
-          throw mapPgError(err);
-        }
-        this.#feed.publish(out.changes);
-        return out.result;
-      } finally {
-        client.release(broken);
-      }
-    });
+    return this.#group.submit<T>(fn as Write<unknown>);
   }
 
-  async #journal(c: pg.PoolClient, changes: DirectoryChange[]): Promise<void> {
-    // NOTIFY inside the transaction is delivered at COMMIT and never for a rolled-back write.
-    await c.query(
-      `WITH c AS (INSERT INTO rg_changes (origin, payload) VALUES ($1, $2::jsonb) RETURNING seq)
-       SELECT pg_notify('${CHANGE_CHANNEL}', json_build_object('seq', c.seq::text, 'origin', $1::text)::text) FROM c`,
+  /**
+   * One transaction under the global write lock for a batch of writes. With several writes, each runs
+   * in a savepoint, so one that fails (a 409, a 404) is rolled back alone and the others commit. Each
+   * committed write is journalled in rg_changes (the log every instance follows, docs/design.md §8) in
+   * the same transaction; after COMMIT local subscribers hear each write in order, and `afterCommit`
+   * (an instance's follower applying the log) is awaited before any write of the batch is answered.
+   */
+  async #commitBatch(batch: readonly Write<unknown>[]): Promise<WriteOutcome[]> {
+    const client = await this.#pool.connect();
+    let broken = false;
+    const done: Done[] = [];
+    let position: string | undefined;
+    try {
+      try {
+        // One round trip: a simple-protocol query may hold several statements (constants only).
+        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
+        const isolate = batch.length > 1;
+        for (const fn of batch) {
+          if (isolate) await client.query('SAVEPOINT rg_write');
+          try {
+            const out = await fn(client);
+            if (out.changes.length > 0) position = await this.#journal(client, out.changes);
+            if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
+            done.push({ ok: true, result: out.result, changes: out.changes });
+          } catch (err) {
+            // Alone in its transaction, a failed write fails the transaction (the outer catch).
+            if (!isolate) throw err;
+            await client.query('ROLLBACK TO SAVEPOINT rg_write');
+            done.push({ ok: false, error: mapPgError(err) });
+          }
+        }
+        // NOTIFY inside the transaction is delivered at COMMIT and never for a rolled-back write; one
+        // per batch, since it only says "look" (the log is what followers read).
+        if (position !== undefined) {
+          await client.query(`SELECT pg_notify('${CHANGE_CHANNEL}', $1)`, [JSON.stringify({ seq: position, origin: this.#origin })]);
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw mapPgError(err);
+      }
+    } finally {
+      client.release(broken);
+    }
+    for (const d of done) if (d.ok) this.#feed.publish(d.changes);
+    if (position !== undefined) {
+      // Committed is committed: a follower that cannot apply the log now still answers the write
+      // (and refuses logins until it caught up, docs/design.md §8).
+      await this.#opts.afterCommit(position).catch((err: unknown) => this.#opts.onBackgroundError(err));
+    }
+    return done.map((d) => (d.ok ? { ok: true, result: d.result } : d));
+  }
+
+  /** Appends one committed write to rg_changes; returns its seq (its position in the log). */
+  async #journal(c: pg.PoolClient, changes: DirectoryChange[]): Promise<string> {
+    const { rows } = await c.query<{ seq: string }>(
+      'INSERT INTO rg_changes (origin, payload) VALUES ($1, $2::jsonb) RETURNING seq::text AS seq',
       [this.#origin, JSON.stringify(changes)],
     );
-    this.#writes += 1;
-    if (this.#writes % PRUNE_EVERY_WRITES === 0) {
-      await c.query(`DELETE FROM rg_changes WHERE at < now() - interval '${CHANGE_RETENTION}'`);
-    }
+    return rows[0]!.seq;
   }
 
   async ping(): Promise<void> {
@@ -182,7 +207,7 @@ class PostgresStore implements DirectoryStore {
 
   async close(): Promise<void> {
     // Let queued writes settle before the pool goes away.
-    await this.#queue.run(async () => undefined);
+    await this.#group.idle();
     await this.#pool.end();
   }
 
@@ -541,6 +566,12 @@ class PostgresStore implements DirectoryStore {
         const memberRows = await c.query<{ group_id: string; user_id: string }>(
           'SELECT group_id, user_id FROM rg_members',
         );
+        // The log position the four reads reflect: every write up to it is in them and none after,
+        // because writes become visible in seq order (see WRITE_LOCK_KEY). Pruned rows count too.
+        const at = await c.query<{ position: string }>(
+          `SELECT greatest((SELECT coalesce(max(seq), 0) FROM rg_changes),
+                           (SELECT coalesce(max(pruned_through), 0) FROM rg_log_horizon))::text AS position`,
+        );
         await c.query('COMMIT');
         const emails = new Map<string, string[]>();
         for (const r of emailRows.rows) {
@@ -561,6 +592,7 @@ class PostgresStore implements DirectoryStore {
               : { id: r.id, displayName: r.display_name, externalId: r.external_id },
           ),
           memberships: memberRows.rows.map((r) => ({ groupId: r.group_id, userId: r.user_id })),
+          position: at.rows[0]?.position ?? '0',
         };
       } catch (err) {
         await c.query('ROLLBACK').catch(() => {

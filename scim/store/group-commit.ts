@@ -1,0 +1,73 @@
+// Group commit: writes that arrive while a commit is in flight wait and are committed together in the
+// next transaction, so N concurrent writes cost one durable COMMIT (one fsync) instead of N, and each
+// is still answered only after the COMMIT that made it durable (docs/design.md §8, "Group commit").
+
+/** What one write of a batch came to: its result, or the error that rolled back that write alone. */
+export type WriteOutcome = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: unknown };
+
+/**
+ * Commits a batch in one transaction and returns one outcome per write, in batch order, once the
+ * COMMIT is durable. Throwing fails every write of the batch (nothing of it was committed).
+ */
+export type CommitBatch<W> = (batch: readonly W[]) => Promise<readonly WriteOutcome[]>;
+
+interface Queued<W> {
+  readonly write: W;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Bounds one transaction: a bulk push of thousands of writes is committed in several transactions,
+ * so no single one holds the store's write lock for long.
+ */
+export const MAX_BATCH = 256;
+
+/** Queues writes and commits them in batches, one batch at a time, in arrival order. */
+export class GroupCommit<W> {
+  readonly #commit: CommitBatch<W>;
+  #queue: Queued<W>[] = [];
+  #draining: Promise<void> | undefined;
+
+  constructor(commit: CommitBatch<W>) {
+    this.#commit = commit;
+  }
+
+  /** Resolves with the write's result once its batch committed, or rejects with its own error. */
+  submit<T>(write: W): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
+      // The first write waits for the end of this turn of the event loop, so requests read in the
+      // same turn (an identity provider pushing in parallel) share its transaction.
+      this.#draining ??= new Promise<void>((r) => setImmediate(r)).then(() => this.#drain());
+    });
+  }
+
+  /** Resolves when every write submitted so far has settled. */
+  async idle(): Promise<void> {
+    while (this.#draining !== undefined) await this.#draining;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, MAX_BATCH);
+        let outcomes: readonly WriteOutcome[];
+        try {
+          outcomes = await this.#commit(batch.map((q) => q.write));
+        } catch (err) {
+          for (const q of batch) q.reject(err);
+          continue;
+        }
+        batch.forEach((q, i) => {
+          const o = outcomes[i];
+          if (o === undefined) q.reject(new Error('group commit returned no outcome for a write'));
+          else if (o.ok) q.resolve(o.result);
+          else q.reject(o.error);
+        });
+      }
+    } finally {
+      this.#draining = undefined;
+    }
+  }
+}
