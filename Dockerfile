@@ -24,6 +24,7 @@ COPY cli ./cli
 COPY server ./server
 COPY proxy ./proxy
 COPY scim ./scim
+COPY cluster ./cluster
 COPY admin ./admin
 COPY audit ./audit
 COPY lib ./lib

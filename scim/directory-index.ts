@@ -1,5 +1,6 @@
 // The in-memory directory index the proxy asks at login: which person an identity names (docs/design.md
 // §2 step 5) and which groups they are in, in O(1) without I/O, kept in step with every committed write.
+import { createHash } from 'node:crypto';
 import { Listeners } from '../lib/listeners.js';
 import { foldCase } from './store/derive.js';
 import type { DirectoryChange, DirectorySnapshot, DirectoryStore } from './store/port.js';
@@ -137,6 +138,47 @@ export class DirectoryIndex {
   }
 
   /**
+   * An index that holds nothing and follows nothing yet: on a shared (PostgreSQL) store an instance's
+   * change-log follower fills it with `resync` and keeps it in step with `applyCommitted`, in commit
+   * order, for every instance's writes alike (docs/design.md §8).
+   */
+  static empty(opts: DirectoryIndexOptions = {}): DirectoryIndex {
+    return new DirectoryIndex(opts);
+  }
+
+  /** Applies one committed write, as the store's change feed carries it, and emits what it revoked. */
+  applyCommitted(changes: readonly DirectoryChange[]): void {
+    this.#apply(changes, true);
+  }
+
+  /**
+   * Makes the index equal to `snapshot`: an empty index simply loads it; otherwise the difference is
+   * applied as one batch of changes, so a follower that missed writes (it fell behind the pruned
+   * change log) emits every revocation they imply, exactly as if it had applied each of them.
+   */
+  resync(snapshot: DirectorySnapshot): void {
+    if (this.#users.size === 0 && this.#groups.size === 0) this.#loadSnapshot(snapshot);
+    else this.#apply(this.#differenceTo(snapshot), true);
+  }
+
+  /**
+   * SHA-256 over what the index holds, in a canonical order: two indexes with the same digest answer
+   * every lookup alike (instances compare theirs through the admin API, docs/design.md §5).
+   */
+  digest(): string {
+    const h = createHash('sha256');
+    const byId = <T extends { id: string }>(a: T, b: T): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    for (const g of [...this.#groups.values()].map((s) => s.info).sort(byId)) {
+      h.update(`${JSON.stringify(['g', g.id, g.displayName, g.externalId ?? null])}\n`);
+    }
+    for (const u of [...this.#users.values()].sort(byId)) {
+      const groups = u.groups.map((g) => g.id).sort();
+      h.update(`${JSON.stringify(['u', u.id, u.userName, u.active, [...u.emailKeys].sort(), groups])}\n`);
+    }
+    return h.digest('hex');
+  }
+
+  /**
    * docs/design.md §2 step 5, case-insensitively: the user with that userName, active or not (final);
    * only when no userName matches, the one active user listing it in emails (several -> ambiguous,
    * none -> an inactive holder, or unknown). A case fold and a few Map lookups, no allocation.
@@ -207,7 +249,43 @@ export class DirectoryIndex {
     this.#finish(batch);
   }
 
-  #apply(changes: DirectoryChange[], emit: boolean): void {
+  /** The changes that turn this index into `snap`: deletions, then resources, then memberships. */
+  #differenceTo(snap: DirectorySnapshot): DirectoryChange[] {
+    const changes: DirectoryChange[] = [];
+    const groupIds = new Set(snap.groups.map((g) => g.id));
+    const userIds = new Set(snap.users.map((u) => u.id));
+    for (const id of this.#groups.keys()) if (!groupIds.has(id)) changes.push({ type: 'group.deleted', id });
+    for (const id of this.#users.keys()) if (!userIds.has(id)) changes.push({ type: 'user.deleted', id });
+    for (const g of snap.groups) {
+      const info = this.#groups.get(g.id)?.info;
+      if (info === undefined || info.displayName !== g.displayName || info.externalId !== g.externalId) {
+        changes.push({ type: 'group.upserted', group: g });
+      }
+    }
+    for (const u of snap.users) {
+      const cur = this.#users.get(u.id);
+      if (cur === undefined || cur.userName !== u.userName || cur.active !== u.active || !sameKeys(cur.emailKeys, u.emails)) {
+        changes.push({ type: 'user.upserted', user: u });
+      }
+    }
+    const wanted = new Map<string, Set<string>>();
+    for (const m of snap.memberships) {
+      let members = wanted.get(m.groupId);
+      if (members === undefined) wanted.set(m.groupId, (members = new Set()));
+      members.add(m.userId);
+    }
+    for (const g of snap.groups) {
+      const have = this.#groups.get(g.id)?.members ?? new Set<string>();
+      const want = wanted.get(g.id) ?? new Set<string>();
+      const removed = [...have].filter((id) => !want.has(id));
+      const added = [...want].filter((id) => !have.has(id));
+      if (removed.length > 0) changes.push({ type: 'members.removed', groupId: g.id, userIds: removed });
+      if (added.length > 0) changes.push({ type: 'members.added', groupId: g.id, userIds: added });
+    }
+    return changes;
+  }
+
+  #apply(changes: readonly DirectoryChange[], emit: boolean): void {
     const batch = newBatch(emit && this.#listeners.size > 0);
     for (const ch of changes) {
       switch (ch.type) {
@@ -380,6 +458,12 @@ const EMPTY_PERSON: Person = Object.freeze({ id: '', userName: '', active: false
 
 function newBatch(emit: boolean): Batch {
   return { emit, dirtyUsers: new Set(), before: new Map(), events: [], deleted: new Set(), deactivated: new Set() };
+}
+
+/** Whether folded `keys` hold exactly the addresses of `emails`, in any order and case. */
+function sameKeys(keys: readonly string[], emails: readonly string[]): boolean {
+  const other = new Set(emails.map(foldCase));
+  return other.size === keys.length && keys.every((k) => other.has(k));
 }
 
 function addKey(index: KeyIndex, key: string, u: UserState): void {

@@ -4,12 +4,13 @@
 // shutdown (SIGTERM drain); the process itself (argv, env, signals, exit codes) is cli/serve.ts's.
 import { readFile } from 'node:fs/promises';
 import { createAdminApp } from '../admin/app.js';
+import { createDirectoryRouter } from '../admin/directory.js';
 import { createSessionsRouter } from '../admin/sessions.js';
 import { createAuditEmitter } from '../audit/emitter.js';
+import { registerDirectoryMetrics } from '../cluster/metrics.js';
 import { BearerTokens } from '../lib/bearer-tokens.js';
 import type { Logger } from '../lib/log.js';
 import { createTokenVerifier } from '../proxy/auth/index.js';
-import type { Directory } from '../proxy/authz/directory.js';
 import { ProxyListener } from '../proxy/listener.js';
 import type { SessionDeps } from '../proxy/session/deps.js';
 import { SessionRegistry } from '../proxy/session/registry.js';
@@ -22,6 +23,7 @@ import { ScimService } from '../scim/service.js';
 import { openStore } from '../scim/store/open.js';
 import type { DirectoryStore } from '../scim/store/port.js';
 import { startAdminListener } from './admin-listener.js';
+import { directoryPort, directoryReadiness, directoryView, joinCluster, sessionsPort, type Cluster } from './cluster.js';
 import type { Config } from './config/schema.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { readiness, tcpReachable } from './readiness.js';
@@ -52,18 +54,40 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
   const { logger } = deps;
   const metrics = createServerMetrics();
   const audit = createAuditEmitter({ logger, instance: deps.instance });
+  // On a shared store, the instances that share it (docs/design.md §8); joined once the store is open.
+  let cluster: Cluster | undefined;
   const store = await openStore(config.directory.store, {
     onListenerError: (err) => logger.error({ err }, 'directory change listener failed'),
     onBackgroundError: (err) => logger.warn({ err }, 'directory store background error'),
+    // A SQLite directory serves this process alone; a second `serve` on the same file is refused.
+    soleInstance: true,
+    // A SCIM write is answered once this instance's index holds it (the follower read it back).
+    afterCommit: (position) => cluster?.caughtUpTo(position) ?? Promise.resolve(),
   });
   // Each part registers its cleanup as it starts; shutdown runs them newest first.
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   try {
-    const index = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
-    cleanups.push(async () => index.close());
+    const registry = new SessionRegistry({ slot: () => cluster?.slot ?? 0, onChange: () => cluster?.sessionsChanged() });
+    const indexOptions = { onListenerError: (err: unknown) => logger.error({ err }, 'revocation listener failed') };
+    let index: DirectoryIndex;
+    if (store.kind === 'postgres') {
+      // Every instance's writes, this one's included, reach the index through the change log, in commit order.
+      index = DirectoryIndex.empty(indexOptions);
+      const joined = await joinCluster({ config, store, index, registry, instance: deps.instance, logger });
+      cluster = joined;
+      cleanups.push(() => joined.stop());
+    } else {
+      index = await DirectoryIndex.load(store, indexOptions);
+      cleanups.push(async () => index.close());
+    }
     logger.info({ store: store.kind, ...index.stats() }, 'directory loaded');
+    registerDirectoryMetrics(metrics.registry, () => ({
+      current: cluster?.status.current ?? true,
+      position: cluster?.position ?? '0',
+      reloads: cluster?.reloads ?? 0,
+    }));
     // The data path sees the index only through its own port.
-    const directory: Directory = index;
+    const directory = directoryPort(index, cluster);
 
     const verifier = createTokenVerifier({
       issuer: config.oidc.issuer,
@@ -80,7 +104,6 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     let roles = await loadRoles(config);
     let upstream = await upstreamTarget(config);
     const tls = config.proxy.tls ? await ServerTls.load(config.proxy.tls) : undefined;
-    const registry = new SessionRegistry();
     const pool = config.upstream.pool.idle > 0
       ? new UpstreamPool({ maxIdle: config.upstream.pool.idle, idleTimeoutMs: config.upstream.pool.idleTimeout })
       : undefined;
@@ -104,6 +127,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       upstream: () => upstream,
       ...(pool ? { pool } : {}),
       registry,
+      ...(cluster ? { forwardCancel: cluster.forwardCancel.bind(cluster) } : {}),
       audit,
       metrics: metrics.proxy,
       logger,
@@ -124,6 +148,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     const app = createAdminApp({
       scim,
       ready: () => readiness([
+        ...directoryReadiness(cluster),
         ['directory store unreachable', () => store.ping()],
         ['identity provider keys unreachable', () => verifier.ready()],
         ['upstream database unreachable', () => tcpReachable(upstream.host, upstream.port, 3_000)],
@@ -131,17 +156,8 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       logger,
       extra: (a) => {
-        a.use('/admin', createSessionsRouter({
-          tokens: adminTokens,
-          sessions: {
-            list: () => registry.list(),
-            end: (id) => {
-              const s = registry.get(id);
-              s?.end('admin_kill');
-              return s !== undefined;
-            },
-          },
-        }));
+        a.use('/admin/directory', createDirectoryRouter({ tokens: adminTokens, view: directoryView({ instance: deps.instance, store, index, cluster }) }));
+        a.use('/admin', createSessionsRouter({ tokens: adminTokens, sessions: sessionsPort(registry, cluster, logger) }));
       },
     });
 

@@ -38,13 +38,18 @@ export interface SessionDeps {
   /** Undefined only with allowPlaintext (no certificate configured). */
   readonly tls: ServerTls | undefined;
   readonly verifier: Pick<TokenVerifier, 'verify'>;
-  readonly directory: Pick<Directory, 'findPerson'>;
+  readonly directory: Pick<Directory, 'findPerson' | 'isCurrent'>;
   /** The current roles (replaced on SIGHUP). */
   roles(): readonly RoleWithCredentials[];
   readonly upstream: () => UpstreamTarget;
   /** Idle authenticated upstream connections (`upstream.pool`); undefined when pooling is off. */
   readonly pool?: UpstreamPool;
   readonly registry: SessionRegistry;
+  /**
+   * Several instances on one store (docs/design.md §8): hands a CancelRequest whose key instance `slot`
+   * issued to that instance, which checks the secret. Absent on a single instance.
+   */
+  readonly forwardCancel?: (slot: number, pid: number, secret: Buffer) => void;
   readonly audit: AuditEmit;
   readonly metrics: Metrics;
   readonly logger: Logger;

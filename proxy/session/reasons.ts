@@ -18,6 +18,9 @@ export const END_MESSAGE: Readonly<Record<EndByProxy, string>> = {
   idle_timeout: 'session idle for too long',
 };
 
+/** FATAL 08006 to a login while this instance cannot vouch for its directory (docs/design.md §8). */
+export const DIRECTORY_UNAVAILABLE = 'directory unavailable';
+
 /**
  * Why a login was refused (`session.denied`). Reasons with a `code` are families whose detail is
  * audited as `<kind>:<code>` (`token_invalid:expired`, `upstream:auth`, `protocol_violation:...`).
@@ -34,6 +37,7 @@ export type DeniedReason =
         | 'option_not_allowed'
         | 'login_timeout'
         | 'revoked_during_login'
+        | 'directory_unavailable'
         | 'internal';
     };
 
