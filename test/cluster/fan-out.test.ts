@@ -53,6 +53,8 @@ describe('a SCIM write on instance A reaches sessions on instance B', () => {
     const t0 = performance.now();
     // Okta deactivates with a path-less replace of `active`.
     await scimOk(a, `/Users/${ids.get('okta.user@corp.com')}`, 'PATCH', { schemas: [PATCH_URN], Operations: [{ op: 'replace', value: { active: false } }] });
+    // The writing instance answers once its own directory holds the write: the next login is refused.
+    await expect(a.connect('okta.user@corp.com')).rejects.toMatchObject({ code: '28000', message: 'user "okta.user@corp.com" is deactivated' });
     await endsWithin1s(w, t0);
     // B's audit line reaches this test through its stdout pipe, possibly after the client's FATAL.
     await waitFor(() => b.auditEvents().some((e) => e.type === 'session.end' && e.reason === 'revoked'), 5_000, 'no session.end audit event on B');

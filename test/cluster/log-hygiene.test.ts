@@ -97,4 +97,14 @@ describe('the change log', () => {
     await waitFor(async () => ((await (await a.admin('/sessions')).json()) as { sessions: { instance: string }[] }).sessions.some((s) => s.instance === b.name), 5_000, 'A does not list B’s sessions again');
     await bystander.end();
   });
+
+  it('a logged change this version cannot read makes the instance reload the whole directory rather than skip it', async () => {
+    const before = await metric(a, 'rolegate_directory_reloads_total');
+    // What a newer rolegate might journal: a change type this one does not know.
+    await storeQuery(`WITH c AS (INSERT INTO rg_changes (origin, payload) VALUES ('test', '[{"type":"user.renamed","id":"x"}]') RETURNING seq)
+                      SELECT pg_notify('rolegate_directory', json_build_object('seq', seq::text, 'origin', 'test')::text) FROM c`);
+    await waitFor(async () => (await metric(a, 'rolegate_directory_reloads_total')) === before + 1, 5_000, 'A did not reload');
+    expect(a.serve.output()).toMatch(/a logged change this version cannot apply/);
+    await cluster.expectInStep();
+  });
 });
