@@ -1,6 +1,8 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim|proxy, --users N, --groups N, --store sqlite|postgres,
-// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure).
+// target is missed. Options: --only scim|proxy|cluster, --users N, --groups N, --store sqlite|postgres,
+// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure),
+// --trials N (revocations timed), --concurrent N (concurrent deactivations), --missed N (changes an
+// instance misses before the catch-up figure).
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import { freeLoopbackPort as freePort } from '../demo/ports.js';
+import { runClusterBench } from './cluster.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 
@@ -22,6 +25,9 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '2' },
     idle: { type: 'string', default: '1000' },
+    trials: { type: 'string', default: '100' },
+    concurrent: { type: 'string', default: '200' },
+    missed: { type: 'string', default: '10000' },
   },
 });
 
@@ -87,6 +93,18 @@ async function main(): Promise<number> {
         idleSessions: Number(values.idle),
       });
       ok = print(`Proxy: pgbench, ${values.seconds}s per run, median of ${values.rounds} alternating rounds, TLS everywhere`, rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'cluster') {
+      const clusterDir = join(dir, 'cluster');
+      await mkdir(clusterDir);
+      const rows = await runClusterBench({
+        dir: clusterDir,
+        freePort,
+        trials: Number(values.trials),
+        concurrent: Number(values.concurrent),
+        missed: Number(values.missed),
+      });
+      ok = print('Several instances: revocation, bulk deprovisioning, catch-up (two `rolegate serve` on one PostgreSQL store, and one on SQLite)', rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();

@@ -169,11 +169,12 @@ class PostgresStore implements DirectoryStore {
           }
         }
         // NOTIFY inside the transaction is delivered at COMMIT and never for a rolled-back write; one
-        // per batch, since it only says "look" (the log is what followers read).
-        if (position !== undefined) {
-          await client.query(`SELECT pg_notify('${CHANGE_CHANNEL}', $1)`, [JSON.stringify({ seq: position, origin: this.#origin })]);
-        }
-        await client.query('COMMIT');
+        // per batch, since it only says "look" (the log is what followers read). Sent with the COMMIT
+        // in one round trip: a simple query holds several statements, so the payload is a quoted literal.
+        const notify = position === undefined
+          ? ''
+          : `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.escapeLiteral(JSON.stringify({ seq: position, origin: this.#origin }))}); `;
+        await client.query(`${notify}COMMIT`);
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {
           broken = true;
