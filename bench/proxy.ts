@@ -252,7 +252,7 @@ function childrenOf(pid: number | undefined): number[] {
 }
 
 /** User + system CPU seconds a process has used so far (Linux /proc; clock ticks of 1/100 s). */
-function cpuSeconds(pid: number | undefined): number {
+export function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
     // Fields after the parenthesised command name: state is the 3rd field, utime the 14th, stime the 15th.

@@ -6,7 +6,7 @@
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
@@ -104,7 +104,8 @@ async function main(): Promise<number> {
         concurrent: Number(values.concurrent),
         missed: Number(values.missed),
       });
-      ok = print('Several instances: revocation, bulk deprovisioning, catch-up (two `rolegate serve` on one PostgreSQL store, and one on SQLite)', rows) && ok;
+      const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+      ok = print(`Several instances: revocation, bulk deprovisioning, catch-up (two \`rolegate serve\` on one PostgreSQL store, and one on SQLite; load average ${load})`, rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();
