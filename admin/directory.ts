@@ -15,17 +15,17 @@ export interface DirectoryView {
   readonly persons: number;
   readonly groups: number;
   readonly memberships: number;
-  /** SHA-256 over the index's content in a canonical order. */
+  /** A digest of the index's content, independent of order: equal on instances that agree. */
   readonly digest: string;
 }
 
 /** Mount at `/admin/directory`. */
-export function createDirectoryRouter(opts: { tokens: readonly string[] | BearerTokens; view: () => DirectoryView }): Router {
+export function createDirectoryRouter(opts: { tokens: readonly string[] | BearerTokens; view: () => Promise<DirectoryView> }): Router {
   const router = express.Router();
   router.use(requireAdminToken(opts.tokens));
-  router.get('/', (_req, res) => {
+  router.get('/', async (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    sendJson(res, 200, opts.view());
+    sendJson(res, 200, await opts.view());
   });
   return router;
 }

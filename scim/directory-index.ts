@@ -1,7 +1,7 @@
 // The in-memory directory index the proxy asks at login: which person an identity names (docs/design.md
 // §2 step 5) and which groups they are in, in O(1) without I/O, kept in step with every committed write.
-import { createHash } from 'node:crypto';
 import { Listeners } from '../lib/listeners.js';
+import { DigestSum, contribution, groupLine, userLine, type Contribution } from './index-digest.js';
 import { foldCase } from './store/derive.js';
 import type { DirectoryChange, DirectorySnapshot, DirectoryStore } from './store/port.js';
 
@@ -67,12 +67,18 @@ interface UserState {
   /** The answers for identities that resolve to this user by userName / by email, rebuilt with `person`. */
   byName: PersonMatch;
   byEmail: PersonMatch;
+  /** This user's share of the digest, once the digest is kept (see `digest`). */
+  digested: Contribution | undefined;
 }
 
 interface GroupState {
   info: GroupInfo;
   readonly members: Set<string>;
+  digested: Contribution | undefined;
 }
+
+/** Entities hashed per turn of the event loop while the digest is first computed. */
+const DIGEST_CHUNK = 2_000;
 
 /**
  * Folded key -> the user it names, or several: emails are not unique (and a replay may repeat a
@@ -108,6 +114,9 @@ export class DirectoryIndex {
   readonly #listeners: Listeners<RevocationEvent>;
   #memberships = 0;
   #unsubscribe: (() => void) | undefined;
+  /** Undefined until the digest is first asked for; kept current write by write from then on. */
+  #digest: DigestSum | undefined;
+  #digestReady: Promise<void> | undefined;
 
   private constructor(opts: DirectoryIndexOptions) {
     this.#listeners = new Listeners(opts.onListenerError);
@@ -162,20 +171,51 @@ export class DirectoryIndex {
   }
 
   /**
-   * SHA-256 over what the index holds, in a canonical order: two indexes with the same digest answer
-   * every lookup alike (instances compare theirs through the admin API, docs/design.md §5).
+   * A digest of what the index holds, independent of order: two indexes with the same digest answer
+   * every lookup alike (instances compare theirs through the admin API, docs/design.md §5). The first
+   * call hashes every entity, a few thousand per turn of the event loop so logins are not held up;
+   * from then on each write updates it, so later calls cost nothing.
    */
-  digest(): string {
-    const h = createHash('sha256');
-    const byId = <T extends { id: string }>(a: T, b: T): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-    for (const g of [...this.#groups.values()].map((s) => s.info).sort(byId)) {
-      h.update(`${JSON.stringify(['g', g.id, g.displayName, g.externalId ?? null])}\n`);
+  async digest(): Promise<string> {
+    if (this.#digest === undefined) {
+      this.#digest = new DigestSum();
+      this.#digestReady = this.#digestAll(this.#digest);
     }
-    for (const u of [...this.#users.values()].sort(byId)) {
-      const groups = u.groups.map((g) => g.id).sort();
-      h.update(`${JSON.stringify(['u', u.id, u.userName, u.active, [...u.emailKeys].sort(), groups])}\n`);
+    await this.#digestReady;
+    return this.#digest.hex();
+  }
+
+  /**
+   * Hashes every entity that has no contribution yet. Writes meanwhile hash what they touch (the
+   * digest is kept from the moment it exists), so an entity is counted once whichever comes first.
+   */
+  async #digestAll(sum: DigestSum): Promise<void> {
+    let n = 0;
+    const pause = async (): Promise<void> => {
+      if (++n % DIGEST_CHUNK === 0) await new Promise((r) => setImmediate(r));
+    };
+    for (const id of [...this.#groups.keys()]) {
+      const g = this.#groups.get(id);
+      if (g !== undefined && g.digested === undefined) this.#digestGroup(g, sum);
+      await pause();
     }
-    return h.digest('hex');
+    for (const id of [...this.#users.keys()]) {
+      const u = this.#users.get(id);
+      if (u !== undefined && u.digested === undefined) this.#digestUser(u, sum);
+      await pause();
+    }
+  }
+
+  #digestUser(u: UserState, sum: DigestSum): void {
+    if (u.digested !== undefined) sum.remove(u.digested);
+    u.digested = contribution(userLine({ id: u.id, userName: u.userName, active: u.active, emailKeys: u.emailKeys, groupIds: u.groups.map((g) => g.id) }));
+    sum.add(u.digested);
+  }
+
+  #digestGroup(g: GroupState, sum: DigestSum): void {
+    if (g.digested !== undefined) sum.remove(g.digested);
+    g.digested = contribution(groupLine(g.info));
+    sum.add(g.digested);
   }
 
   /**
@@ -346,6 +386,8 @@ export class DirectoryIndex {
       person: prev?.person ?? EMPTY_PERSON,
       byName: UNKNOWN,
       byEmail: UNKNOWN,
+      // Its share so far: #finish replaces it with the new state's.
+      digested: prev?.digested,
     };
     this.#users.set(state.id, state);
     addKey(this.#byName, nameKey, state);
@@ -369,6 +411,7 @@ export class DirectoryIndex {
     }
     this.#unindexUser(prev);
     this.#users.delete(id);
+    if (prev.digested !== undefined) this.#digest?.remove(prev.digested);
     batch.dirtyUsers.delete(id);
     batch.events.push({ type: 'person.deleted', personId: id });
     batch.deleted.add(id);
@@ -382,10 +425,13 @@ export class DirectoryIndex {
       externalId === undefined ? { id: gid, displayName } : { id: gid, displayName, externalId },
     );
     if (prev === undefined) {
-      this.#groups.set(gid, { info, members: new Set() });
+      const created: GroupState = { info, members: new Set(), digested: undefined };
+      this.#groups.set(gid, created);
+      if (this.#digest !== undefined) this.#digestGroup(created, this.#digest);
       return;
     }
     prev.info = info;
+    if (this.#digest !== undefined) this.#digestGroup(prev, this.#digest);
     for (const userId of prev.members) {
       const u = this.#users.get(userId);
       if (u === undefined) continue;
@@ -401,6 +447,7 @@ export class DirectoryIndex {
     const personIds = [...group.members];
     for (const userId of personIds) this.#removeMember(id, userId, batch);
     this.#groups.delete(id);
+    if (group.digested !== undefined) this.#digest?.remove(group.digested);
     batch.events.push({ type: 'group.deleted', groupId: id, personIds });
   }
 
@@ -441,6 +488,7 @@ export class DirectoryIndex {
       const status = u.active ? 'active' : 'inactive';
       u.byName = Object.freeze({ status, person: u.person, via: 'userName' } as const);
       u.byEmail = Object.freeze({ status, person: u.person, via: 'email' } as const);
+      if (this.#digest !== undefined) this.#digestUser(u, this.#digest);
     }
     if (!batch.emit) return;
     const events = batch.events.filter((ev) => ev.type !== 'membership.removed' || !batch.deleted.has(ev.personId));

@@ -105,8 +105,10 @@ export function sessionsPort(registry: SessionRegistry, cluster: Cluster | undef
 }
 
 /** GET /admin/directory. */
-export function directoryView(opts: { instance: string; store: DirectoryStore; index: DirectoryIndex; cluster: Cluster | undefined }): () => DirectoryView {
-  return () => {
+export function directoryView(opts: { instance: string; store: DirectoryStore; index: DirectoryIndex; cluster: Cluster | undefined }): () => Promise<DirectoryView> {
+  return async () => {
+    const digest = await opts.index.digest();
+    // Read after the digest, which may take a few turns of the event loop the first time.
     const status = opts.cluster?.status ?? { current: true as const };
     return {
       instance: opts.instance,
@@ -115,7 +117,7 @@ export function directoryView(opts: { instance: string; store: DirectoryStore; i
       ...(status.current ? {} : { reason: status.reason }),
       position: opts.cluster?.position ?? '0',
       ...opts.index.stats(),
-      digest: opts.index.digest(),
+      digest,
     };
   };
 }

@@ -94,12 +94,15 @@ interface MemberRow {
 }
 
 type Write<T> = (c: pg.PoolClient) => Promise<{ result: T; changes: DirectoryChange[] }>;
-type Done = { ok: true; result: unknown; changes: DirectoryChange[] } | { ok: false; error: unknown };
+/** One write of a batch run: committed with its log position (none for a no-op), or failed. */
+type Done = { ok: true; result: unknown; changes: DirectoryChange[]; position: string | undefined } | { ok: false; error: unknown };
 
 /** Connects a pool (the URL may carry sslmode/sslrootcert), runs migrations, and returns the store. */
 export async function openPostgresStore(url: string, opts?: StoreOptions): Promise<DirectoryStore> {
   const resolved = resolveStoreOptions(opts);
-  const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory' });
+  // Connections stay a minute after a burst: a PostgreSQL login (a backend forked, SCRAM's PBKDF2 on
+  // both sides) costs more than the write it serves, and identity providers push in waves.
+  const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory', idleTimeoutMillis: 60_000 });
   // Without a listener, an idle connection that the server drops would crash the process.
   pool.on('error', (err) => resolved.onBackgroundError(err));
   try {
@@ -138,13 +141,40 @@ class PostgresStore implements DirectoryStore {
   }
 
   /**
-   * One transaction under the global write lock for a batch of writes. With several writes, each runs
-   * in a savepoint, so one that fails (a 409, a 404) is rolled back alone and the others commit. Each
-   * committed write is journalled in rg_changes (the log every instance follows, docs/design.md §8) in
-   * the same transaction; after COMMIT local subscribers hear each write in order, and `afterCommit`
-   * (an instance's follower applying the log) is awaited before any write of the batch is answered.
+   * One transaction under the global write lock for a batch of writes; each committed write is
+   * journalled in rg_changes (the log every instance follows, docs/design.md §8) in the same
+   * transaction. After COMMIT local subscribers hear each write in order, and `afterCommit` (an
+   * instance's follower applying the log) is awaited before any write of the batch is answered.
+   *
+   * Optimistic: the batch first runs without savepoints (two round trips less per write). If a write
+   * fails (a 409, a 404), nothing is committed and the batch runs again with a savepoint per write,
+   * so the failed one is rolled back alone; mutations are pure and may run again (port.ts).
    */
   async #commitBatch(batch: readonly Write<unknown>[]): Promise<WriteOutcome[]> {
+    const first = await this.#runBatch(batch, false);
+    const done = first ?? (await this.#runBatch(batch, true));
+    // Unreachable: a run with savepoints returns every write's outcome or throws.
+    if (done === undefined) throw new Error('a batch run with savepoints returned no outcomes');
+    let position: string | undefined;
+    for (const d of done) {
+      if (!d.ok) continue;
+      this.#feed.publish(d.changes);
+      position = d.position ?? position;
+    }
+    if (position !== undefined) {
+      // Committed is committed: a follower that cannot apply the log now still answers the write
+      // (and refuses logins until it caught up, docs/design.md §8).
+      await this.#opts.afterCommit(position).catch((err: unknown) => this.#opts.onBackgroundError(err));
+    }
+    return done.map((d) => (d.ok ? { ok: true, result: d.result } : d));
+  }
+
+  /**
+   * Runs and commits `batch`. Without `isolate`, the first failing write rolls the whole transaction
+   * back and the result is undefined (run it again isolated), unless the batch is that write alone,
+   * whose failure is then its outcome. Throws when the transaction itself fails (nothing committed).
+   */
+  async #runBatch(batch: readonly Write<unknown>[], isolate: boolean): Promise<Done[] | undefined> {
     const client = await this.#pool.connect();
     let broken = false;
     const done: Done[] = [];
@@ -153,17 +183,19 @@ class PostgresStore implements DirectoryStore {
       try {
         // One round trip: a simple-protocol query may hold several statements (constants only).
         await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
-        const isolate = batch.length > 1;
         for (const fn of batch) {
           if (isolate) await client.query('SAVEPOINT rg_write');
           try {
             const out = await fn(client);
-            if (out.changes.length > 0) position = await this.#journal(client, out.changes);
+            const seq = out.changes.length > 0 ? await this.#journal(client, out.changes) : undefined;
             if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
-            done.push({ ok: true, result: out.result, changes: out.changes });
+            position = seq ?? position;
+            done.push({ ok: true, result: out.result, changes: out.changes, position: seq });
           } catch (err) {
-            // Alone in its transaction, a failed write fails the transaction (the outer catch).
-            if (!isolate) throw err;
+            if (!isolate) {
+              await client.query('ROLLBACK');
+              return batch.length === 1 ? [{ ok: false, error: mapPgError(err) }] : undefined;
+            }
             await client.query('ROLLBACK TO SAVEPOINT rg_write');
             done.push({ ok: false, error: mapPgError(err) });
           }
@@ -175,6 +207,7 @@ class PostgresStore implements DirectoryStore {
           ? ''
           : `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.escapeLiteral(JSON.stringify({ seq: position, origin: this.#origin }))}); `;
         await client.query(`${notify}COMMIT`);
+        return done;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {
           broken = true;
@@ -184,13 +217,6 @@ class PostgresStore implements DirectoryStore {
     } finally {
       client.release(broken);
     }
-    for (const d of done) if (d.ok) this.#feed.publish(d.changes);
-    if (position !== undefined) {
-      // Committed is committed: a follower that cannot apply the log now still answers the write
-      // (and refuses logins until it caught up, docs/design.md §8).
-      await this.#opts.afterCommit(position).catch((err: unknown) => this.#opts.onBackgroundError(err));
-    }
-    return done.map((d) => (d.ok ? { ok: true, result: d.result } : d));
   }
 
   /** Appends one committed write to rg_changes; returns its seq (its position in the log). */
@@ -199,7 +225,9 @@ class PostgresStore implements DirectoryStore {
       'INSERT INTO rg_changes (origin, payload) VALUES ($1, $2::jsonb) RETURNING seq::text AS seq',
       [this.#origin, JSON.stringify(changes)],
     );
-    return rows[0]!.seq;
+    const seq = rows[0]?.seq;
+    if (seq === undefined) throw new Error('the change log returned no seq');
+    return seq;
   }
 
   async ping(): Promise<void> {

@@ -99,9 +99,10 @@ describe('while the listening connection cannot come back', () => {
     await superuserQuery(`ALTER DATABASE "${storeDb}" ALLOW_CONNECTIONS false`);
     try {
       expect(await killListener(b)).toBe(1);
-      await waitFor(async () => (await fetch(`${b.adminUrl}/readyz`)).status === 503, 5_000, 'B stayed ready');
-      const ready = await fetch(`${b.adminUrl}/readyz`);
-      expect(await ready.text()).toMatch(/^directory unavailable: lost the connection/);
+      await waitFor(async () => {
+        const res = await fetch(`${b.adminUrl}/readyz`);
+        return res.status === 503 && /^directory unavailable: lost the connection/.test(await res.text());
+      }, 5_000, 'B did not report its directory unavailable');
       expect((await fetch(`${a.adminUrl}/readyz`)).status).toBe(200);
 
       const refused = await b.connect('newcomer@corp.com').then(() => undefined, (err: unknown) => err);

@@ -213,7 +213,7 @@ ${opts.extraYaml ?? ''}`);
       const store = await openStore(storeUrl);
       try {
         const index = await DirectoryIndex.load(store);
-        return index.digest();
+        return await index.digest();
       } finally {
         await store.close();
       }

@@ -142,6 +142,8 @@ describe.each(kinds)('$name store', (kind) => {
     const outcomes = await Promise.allSettled([
       o.store.createUser(userAttrs('first@corp.example')),
       o.store.createUser(userAttrs('TAKEN@corp.example')),
+      // Taken by the write just before it, in the same transaction.
+      o.store.createUser(userAttrs('First@corp.example')),
       o.store.updateUser('no-such-user', (c) => c.attributes),
       o.store.updateUser(existing.id, (c) => ({ ...c.attributes, active: false })),
       o.store.updateUser(existing.id, () => {
@@ -149,9 +151,9 @@ describe.each(kinds)('$name store', (kind) => {
       }),
       o.store.createUser(userAttrs('last@corp.example')),
     ]);
-    expect(outcomes.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(outcomes.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
     const errors = outcomes.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as ScimError);
-    expect(errors.map((e) => [e.status, e.scimType])).toEqual([[409, 'uniqueness'], [404, undefined], [400, 'invalidValue']]);
+    expect(errors.map((e) => [e.status, e.scimType])).toEqual([[409, 'uniqueness'], [409, 'uniqueness'], [404, undefined], [400, 'invalidValue']]);
     expect(published.map((b) => b.map((c) => (c.type === 'user.upserted' ? `${c.user.userName}:${c.user.active}` : c.type)))).toEqual([
       ['first@corp.example:true'],
       ['taken@corp.example:false'],
