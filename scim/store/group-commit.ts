@@ -1,6 +1,7 @@
-// Group commit: writes that arrive while a commit is in flight wait and are committed together in the
-// next transaction, so N concurrent writes cost one durable COMMIT (one fsync) instead of N, and each
-// is still answered only after the COMMIT that made it durable (docs/design.md §8, "Group commit").
+// Group commit: writes that arrive together, or while a commit is in flight, are committed together in
+// one transaction, so N concurrent writes cost one durable COMMIT (one fsync) instead of N, and each is
+// still answered only after the COMMIT that made it durable (docs/design.md §8, "Group commit").
+import { performance } from 'node:perf_hooks';
 
 /** What one write of a batch came to: its result, or the error that rolled back that write alone. */
 export type WriteOutcome = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: unknown };
@@ -23,6 +24,9 @@ interface Queued<W> {
  */
 export const MAX_BATCH = 256;
 
+/** The longest a first write waits for others to join its transaction (PostgreSQL's commit_delay idea). */
+const GATHER_MS = 5;
+
 /** Queues writes and commits them in batches, one batch at a time, in arrival order. */
 export class GroupCommit<W> {
   readonly #commit: CommitBatch<W>;
@@ -37,10 +41,24 @@ export class GroupCommit<W> {
   submit<T>(write: W): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
-      // The first write waits for the end of this turn of the event loop, so requests read in the
-      // same turn (an identity provider pushing in parallel) share its transaction.
-      this.#draining ??= new Promise<void>((r) => setImmediate(r)).then(() => this.#drain());
+      this.#draining ??= this.#gather().then(() => this.#drain());
     });
+  }
+
+  /**
+   * Waits, a millisecond at a time, while writes keep arriving, for at most GATHER_MS: a lone write
+   * waits about a millisecond, a burst shares one transaction. A burst of new connections reaches the
+   * server one per turn of the event loop (libuv accepts one connection per turn), so waiting for the
+   * end of the current turn alone would commit each request of such a burst on its own, and SQLite's
+   * fsync, which blocks the loop, would then let only one more in per commit.
+   */
+  async #gather(): Promise<void> {
+    const until = performance.now() + GATHER_MS;
+    let seen = 0;
+    while (this.#queue.length > seen && performance.now() < until) {
+      seen = this.#queue.length;
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   /** Resolves when every write submitted so far has settled. */
