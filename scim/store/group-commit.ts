@@ -32,6 +32,8 @@ export class GroupCommit<W> {
   readonly #commit: CommitBatch<W>;
   #queue: Queued<W>[] = [];
   #draining: Promise<void> | undefined;
+  /** When the last write was submitted: one arriving soon after is part of a burst. */
+  #lastSubmit = -Infinity;
 
   constructor(commit: CommitBatch<W>) {
     this.#commit = commit;
@@ -41,18 +43,26 @@ export class GroupCommit<W> {
   submit<T>(write: W): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
-      this.#draining ??= this.#gather().then(() => this.#drain());
+      const now = performance.now();
+      const burst = now - this.#lastSubmit < GATHER_MS;
+      this.#lastSubmit = now;
+      this.#draining ??= this.#gather(burst).then(() => this.#drain());
     });
   }
 
   /**
-   * Waits, a millisecond at a time, while writes keep arriving, for at most GATHER_MS: a lone write
-   * waits about a millisecond, a burst shares one transaction. A burst of new connections reaches the
-   * server one per turn of the event loop (libuv accepts one connection per turn), so waiting for the
-   * end of the current turn alone would commit each request of such a burst on its own, and SQLite's
-   * fsync, which blocks the loop, would then let only one more in per commit.
+   * A lone write waits for the end of this turn of the event loop only (requests read in the same
+   * turn share its transaction). Within a burst, the next transaction waits a millisecond at a time
+   * while writes keep arriving, for at most GATHER_MS: a burst of new connections reaches the server
+   * one per turn of the event loop (libuv accepts one connection per turn), so waiting for the end of
+   * one turn would commit such a burst one request at a time, and SQLite's fsync, which blocks the
+   * loop, would let only one more in per commit.
    */
-  async #gather(): Promise<void> {
+  async #gather(burst: boolean): Promise<void> {
+    if (!burst) {
+      await new Promise((r) => setImmediate(r));
+      return;
+    }
     const until = performance.now() + GATHER_MS;
     let seen = 0;
     while (this.#queue.length > seen && performance.now() < until) {

@@ -128,6 +128,8 @@ class PostgresStore implements DirectoryStore {
   readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
   // The row count each table had at a version, so that paging does not count every row every page.
   readonly #totals = { rg_users: { version: '', total: 0 }, rg_groups: { version: '', total: 0 } };
+  /** The groupsOfUsers query being gathered in this turn of the event loop, if any. */
+  #groupLookups: { ids: Set<string>; result: Promise<Map<string, GroupMembership[]>> } | undefined;
 
   constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
     this.#pool = pool;
@@ -344,16 +346,44 @@ class PostgresStore implements DirectoryStore {
     }
   }
 
+  /**
+   * Lookups asked for in the same turn of the event loop share one query: every answer of a bulk push
+   * (hundreds of concurrent PATCHes) asks for one user's groups (D24), and one round trip for all of
+   * them beats hundreds competing for the pool's connections.
+   */
   async groupsOfUsers(userIds: string[]): Promise<Map<string, GroupMembership[]>> {
     const out = new Map<string, GroupMembership[]>();
-    for (const id of userIds) out.set(id, []);
     if (userIds.length === 0) return out;
+    let pending = this.#groupLookups;
+    if (pending === undefined) {
+      const ids = new Set<string>();
+      const result = new Promise<void>((r) => setImmediate(r)).then(() => {
+        // Later lookups start the next query.
+        this.#groupLookups = undefined;
+        return this.#queryGroupsOfUsers([...ids]);
+      });
+      pending = this.#groupLookups = { ids, result };
+    }
+    for (const id of userIds) pending.ids.add(id);
+    const all = await pending.result;
+    // Copies: callers sharing one query must not share arrays.
+    for (const id of userIds) out.set(id, [...(all.get(id) ?? [])]);
+    return out;
+  }
+
+  async #queryGroupsOfUsers(userIds: string[]): Promise<Map<string, GroupMembership[]>> {
+    const out = new Map<string, GroupMembership[]>();
     const { rows } = await this.#pool.query<{ user_id: string; group_id: string; display_name: string }>(
       `SELECT m.user_id, g.id AS group_id, g.display_name FROM rg_members m JOIN rg_groups g ON g.id = m.group_id
        WHERE m.user_id = ANY($1::text[]) ORDER BY g.seq`,
       [userIds],
     );
-    for (const r of rows) out.get(r.user_id)?.push({ groupId: r.group_id, displayName: r.display_name });
+    for (const r of rows) {
+      const list = out.get(r.user_id);
+      const g = { groupId: r.group_id, displayName: r.display_name };
+      if (list === undefined) out.set(r.user_id, [g]);
+      else list.push(g);
+    }
     return out;
   }
 
