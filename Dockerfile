@@ -25,6 +25,7 @@ COPY server ./server
 COPY proxy ./proxy
 COPY scim ./scim
 COPY provision ./provision
+COPY cluster ./cluster
 COPY admin ./admin
 COPY audit ./audit
 COPY lib ./lib

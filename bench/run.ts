@@ -1,13 +1,14 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim|proxy|audit|provision, --users N, --groups N, --store sqlite|postgres,
-// --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the memory figure),
-// --audit-bytes N (size of the generated audit file searched, default 1 GB), --people N (per-user
-// provisioning's bulk figures).
+// target is missed. Options: --only scim|proxy|audit|provision|cluster, --users N, --groups N,
+// --store sqlite|postgres, --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the
+// memory figure), --audit-bytes N (size of the generated audit file searched, default 1 GB), --people N
+// (per-user provisioning's bulk figures), --trials N (revocations timed), --concurrent N (concurrent
+// deactivations), --missed N (changes an instance misses before the catch-up figure).
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 // BENCH_AUDIT_AA=1 runs the audit figure's two gateways both with statement auditing off: the noise floor.
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
@@ -15,6 +16,7 @@ import { startLocalPostgres } from '../demo/local-postgres.js';
 import { freeLoopbackPort as freePort } from '../demo/ports.js';
 import { runProvisionBench } from './provision.js';
 import { runAuditBench } from './audit.js';
+import { runClusterBench } from './cluster.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 
@@ -29,6 +31,9 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '1000' },
     people: { type: 'string', default: '10000' },
     'audit-bytes': { type: 'string', default: '1000000000' },
+    trials: { type: 'string', default: '100' },
+    concurrent: { type: 'string', default: '200' },
+    missed: { type: 'string', default: '10000' },
   },
 });
 
@@ -112,6 +117,19 @@ async function main(): Promise<number> {
         searchBytes: Number(values['audit-bytes']),
       });
       ok = print(`Audit: pgbench -S 8 clients with statement auditing on and off (${values.seconds}s per run, median of ${values.rounds} alternating rounds); search over a generated file`, rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'cluster') {
+      const clusterDir = join(dir, 'cluster');
+      await mkdir(clusterDir);
+      const rows = await runClusterBench({
+        dir: clusterDir,
+        freePort,
+        trials: Number(values.trials),
+        concurrent: Number(values.concurrent),
+        missed: Number(values.missed),
+      });
+      const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+      ok = print(`Several instances: revocation, bulk deprovisioning, catch-up (two \`rolegate serve\` on one PostgreSQL store, and one on SQLite; load average ${load})`, rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();

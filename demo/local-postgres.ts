@@ -27,7 +27,12 @@ export interface LocalPostgres {
   readonly port: number;
   readonly dataDir: string;
   readonly binDir: string;
+  /** Stops the server for good (immediate mode; the folder is the caller's to remove). */
   stop(): Promise<void>;
+  /** Stops the server but keeps it, so that `startServer` brings it back (a store outage in tests). */
+  stopServer(): Promise<void>;
+  /** Starts a server stopped by `stopServer`; resolves when it accepts connections. */
+  startServer(): Promise<void>;
 }
 
 /** Finds the PostgreSQL server binaries: `pg_config --bindir`, else the newest /usr/lib/postgresql/N/bin. */
@@ -112,7 +117,8 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
   await writeFile(join(dataDir, 'pg_hba.conf'), ['local all postgres scram-sha-256', ...opts.hba].join('\n') + '\n');
   await giveToServerUser(join(dataDir, 'pg_hba.conf'));
   const logFile = join(opts.dir, 'postgres.log');
-  await asServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start'], 90_000);
+  const start = () => asServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start'], 90_000);
+  await start();
   let stopped = false;
   return {
     host: '127.0.0.1',
@@ -123,6 +129,14 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
       if (stopped) return;
       stopped = true;
       await asServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], 60_000).catch(() => undefined);
+    },
+    async stopServer() {
+      // fast: clients are disconnected at once, as in a failover or an operator's restart.
+      await asServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop'], 60_000);
+    },
+    async startServer() {
+      if (stopped) throw new Error('this cluster was stopped for good');
+      await start();
     },
   };
 }

@@ -1,6 +1,7 @@
 // The in-memory directory index the proxy asks at login: which person an identity names (docs/design.md
 // §2 step 5) and which groups they are in, in O(1) without I/O, kept in step with every committed write.
 import { Listeners } from '../lib/listeners.js';
+import { DigestSum, contribution, groupLine, userLine, type Contribution } from './index-digest.js';
 import { foldCase } from './store/derive.js';
 import type { DirectoryChange, DirectorySnapshot, DirectoryStore } from './store/port.js';
 
@@ -66,12 +67,18 @@ interface UserState {
   /** The answers for identities that resolve to this user by userName / by email, rebuilt with `person`. */
   byName: PersonMatch;
   byEmail: PersonMatch;
+  /** This user's share of the digest, once the digest is kept (see `digest`). */
+  digested: Contribution | undefined;
 }
 
 interface GroupState {
   info: GroupInfo;
   readonly members: Set<string>;
+  digested: Contribution | undefined;
 }
+
+/** Entities hashed per turn of the event loop while the digest is first computed. */
+const DIGEST_CHUNK = 2_000;
 
 /**
  * Folded key -> the user it names, or several: emails are not unique (and a replay may repeat a
@@ -109,6 +116,9 @@ export class DirectoryIndex {
   readonly #changed: Listeners<readonly string[]>;
   #memberships = 0;
   #unsubscribe: (() => void) | undefined;
+  /** Undefined until the digest is first asked for; kept current write by write from then on. */
+  #digest: DigestSum | undefined;
+  #digestReady: Promise<void> | undefined;
 
   private constructor(opts: DirectoryIndexOptions) {
     this.#listeners = new Listeners(opts.onListenerError);
@@ -137,6 +147,78 @@ export class DirectoryIndex {
     buffer = undefined;
     index.#unsubscribe = unsubscribe;
     return index;
+  }
+
+  /**
+   * An index that holds nothing and follows nothing yet: on a shared (PostgreSQL) store an instance's
+   * change-log follower fills it with `resync` and keeps it in step with `applyCommitted`, in commit
+   * order, for every instance's writes alike (docs/design.md §8).
+   */
+  static empty(opts: DirectoryIndexOptions = {}): DirectoryIndex {
+    return new DirectoryIndex(opts);
+  }
+
+  /** Applies one committed write, as the store's change feed carries it, and emits what it revoked. */
+  applyCommitted(changes: readonly DirectoryChange[]): void {
+    this.#apply(changes, true);
+  }
+
+  /**
+   * Makes the index equal to `snapshot`: an empty index simply loads it; otherwise the difference is
+   * applied as one batch of changes, so a follower that missed writes (it fell behind the pruned
+   * change log) emits every revocation they imply, exactly as if it had applied each of them.
+   */
+  resync(snapshot: DirectorySnapshot): void {
+    if (this.#users.size === 0 && this.#groups.size === 0) this.#loadSnapshot(snapshot);
+    else this.#apply(this.#differenceTo(snapshot), true);
+  }
+
+  /**
+   * A digest of what the index holds, independent of order: two indexes with the same digest answer
+   * every lookup alike (instances compare theirs through the admin API, docs/design.md §5). The first
+   * call hashes every entity, a few thousand per turn of the event loop so logins are not held up;
+   * from then on each write updates it, so later calls cost nothing.
+   */
+  async digest(): Promise<string> {
+    if (this.#digest === undefined) {
+      this.#digest = new DigestSum();
+      this.#digestReady = this.#digestAll(this.#digest);
+    }
+    await this.#digestReady;
+    return this.#digest.hex();
+  }
+
+  /**
+   * Hashes every entity that has no contribution yet. Writes meanwhile hash what they touch (the
+   * digest is kept from the moment it exists), so an entity is counted once whichever comes first.
+   */
+  async #digestAll(sum: DigestSum): Promise<void> {
+    let n = 0;
+    const pause = async (): Promise<void> => {
+      if (++n % DIGEST_CHUNK === 0) await new Promise((r) => setImmediate(r));
+    };
+    for (const id of [...this.#groups.keys()]) {
+      const g = this.#groups.get(id);
+      if (g !== undefined && g.digested === undefined) this.#digestGroup(g, sum);
+      await pause();
+    }
+    for (const id of [...this.#users.keys()]) {
+      const u = this.#users.get(id);
+      if (u !== undefined && u.digested === undefined) this.#digestUser(u, sum);
+      await pause();
+    }
+  }
+
+  #digestUser(u: UserState, sum: DigestSum): void {
+    if (u.digested !== undefined) sum.remove(u.digested);
+    u.digested = contribution(userLine({ id: u.id, userName: u.userName, active: u.active, emailKeys: u.emailKeys, groupIds: u.groups.map((g) => g.id) }));
+    sum.add(u.digested);
+  }
+
+  #digestGroup(g: GroupState, sum: DigestSum): void {
+    if (g.digested !== undefined) sum.remove(g.digested);
+    g.digested = contribution(groupLine(g.info));
+    sum.add(g.digested);
   }
 
   /**
@@ -218,7 +300,43 @@ export class DirectoryIndex {
     this.#finish(batch);
   }
 
-  #apply(changes: DirectoryChange[], emit: boolean): void {
+  /** The changes that turn this index into `snap`: deletions, then resources, then memberships. */
+  #differenceTo(snap: DirectorySnapshot): DirectoryChange[] {
+    const changes: DirectoryChange[] = [];
+    const groupIds = new Set(snap.groups.map((g) => g.id));
+    const userIds = new Set(snap.users.map((u) => u.id));
+    for (const id of this.#groups.keys()) if (!groupIds.has(id)) changes.push({ type: 'group.deleted', id });
+    for (const id of this.#users.keys()) if (!userIds.has(id)) changes.push({ type: 'user.deleted', id });
+    for (const g of snap.groups) {
+      const info = this.#groups.get(g.id)?.info;
+      if (info === undefined || info.displayName !== g.displayName || info.externalId !== g.externalId) {
+        changes.push({ type: 'group.upserted', group: g });
+      }
+    }
+    for (const u of snap.users) {
+      const cur = this.#users.get(u.id);
+      if (cur === undefined || cur.userName !== u.userName || cur.active !== u.active || !sameKeys(cur.emailKeys, u.emails)) {
+        changes.push({ type: 'user.upserted', user: u });
+      }
+    }
+    const wanted = new Map<string, Set<string>>();
+    for (const m of snap.memberships) {
+      let members = wanted.get(m.groupId);
+      if (members === undefined) wanted.set(m.groupId, (members = new Set()));
+      members.add(m.userId);
+    }
+    for (const g of snap.groups) {
+      const have = this.#groups.get(g.id)?.members ?? new Set<string>();
+      const want = wanted.get(g.id) ?? new Set<string>();
+      const removed = [...have].filter((id) => !want.has(id));
+      const added = [...want].filter((id) => !have.has(id));
+      if (removed.length > 0) changes.push({ type: 'members.removed', groupId: g.id, userIds: removed });
+      if (added.length > 0) changes.push({ type: 'members.added', groupId: g.id, userIds: added });
+    }
+    return changes;
+  }
+
+  #apply(changes: readonly DirectoryChange[], emit: boolean): void {
     const batch = newBatch(emit && this.#listeners.size > 0);
     const touched = emit && this.#changed.size > 0;
     for (const ch of changes) {
@@ -283,6 +401,8 @@ export class DirectoryIndex {
       person: prev?.person ?? EMPTY_PERSON,
       byName: UNKNOWN,
       byEmail: UNKNOWN,
+      // Its share so far: #finish replaces it with the new state's.
+      digested: prev?.digested,
     };
     this.#users.set(state.id, state);
     addKey(this.#byName, nameKey, state);
@@ -306,6 +426,7 @@ export class DirectoryIndex {
     }
     this.#unindexUser(prev);
     this.#users.delete(id);
+    if (prev.digested !== undefined) this.#digest?.remove(prev.digested);
     batch.dirtyUsers.delete(id);
     batch.events.push({ type: 'person.deleted', personId: id });
     batch.deleted.add(id);
@@ -319,10 +440,13 @@ export class DirectoryIndex {
       externalId === undefined ? { id: gid, displayName } : { id: gid, displayName, externalId },
     );
     if (prev === undefined) {
-      this.#groups.set(gid, { info, members: new Set() });
+      const created: GroupState = { info, members: new Set(), digested: undefined };
+      this.#groups.set(gid, created);
+      if (this.#digest !== undefined) this.#digestGroup(created, this.#digest);
       return;
     }
     prev.info = info;
+    if (this.#digest !== undefined) this.#digestGroup(prev, this.#digest);
     for (const userId of prev.members) {
       const u = this.#users.get(userId);
       if (u === undefined) continue;
@@ -338,6 +462,7 @@ export class DirectoryIndex {
     const personIds = [...group.members];
     for (const userId of personIds) this.#removeMember(id, userId, batch);
     this.#groups.delete(id);
+    if (group.digested !== undefined) this.#digest?.remove(group.digested);
     batch.events.push({ type: 'group.deleted', groupId: id, personIds });
   }
 
@@ -378,6 +503,7 @@ export class DirectoryIndex {
       const status = u.active ? 'active' : 'inactive';
       u.byName = Object.freeze({ status, person: u.person, via: 'userName' } as const);
       u.byEmail = Object.freeze({ status, person: u.person, via: 'email' } as const);
+      if (this.#digest !== undefined) this.#digestUser(u, this.#digest);
     }
     if (!batch.emit) return;
     const events = batch.events.filter((ev) => ev.type !== 'membership.removed' || !batch.deleted.has(ev.personId));
@@ -395,6 +521,12 @@ const EMPTY_PERSON: Person = Object.freeze({ id: '', userName: '', active: false
 
 function newBatch(emit: boolean): Batch {
   return { emit, dirtyUsers: new Set(), before: new Map(), events: [], deleted: new Set(), deactivated: new Set() };
+}
+
+/** Whether folded `keys` hold exactly the addresses of `emails`, in any order and case. */
+function sameKeys(keys: readonly string[], emails: readonly string[]): boolean {
+  const other = new Set(emails.map(foldCase));
+  return other.size === keys.length && keys.every((k) => other.has(k));
 }
 
 function addKey(index: KeyIndex, key: string, u: UserState): void {

@@ -5,13 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import { createAdminApp } from '../admin/app.js';
 import { createAuditHeadRouter } from '../admin/audit-head.js';
+import { createDirectoryRouter } from '../admin/directory.js';
 import { createSessionsRouter } from '../admin/sessions.js';
 import { createAuditLog, type AuditLog } from '../audit/emitter.js';
 import { AuditWriter } from '../audit/writer.js';
+import { registerDirectoryMetrics } from '../cluster/metrics.js';
 import { BearerTokens } from '../lib/bearer-tokens.js';
 import type { Logger } from '../lib/log.js';
 import { createTokenVerifier } from '../proxy/auth/index.js';
-import type { Directory } from '../proxy/authz/directory.js';
 import { ProxyListener } from '../proxy/listener.js';
 import type { SessionDeps } from '../proxy/session/deps.js';
 import { SessionRegistry } from '../proxy/session/registry.js';
@@ -24,6 +25,7 @@ import { ScimService } from '../scim/service.js';
 import { openStore } from '../scim/store/open.js';
 import type { DirectoryStore } from '../scim/store/port.js';
 import { startAdminListener } from './admin-listener.js';
+import { directoryPort, directoryReadiness, directoryView, joinCluster, sessionsPort, type Cluster } from './cluster.js';
 import type { Config } from './config/schema.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { readiness, tcpReachable } from './readiness.js';
@@ -72,21 +74,38 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
   // Each part registers its cleanup as it starts; shutdown runs them newest first.
   const cleanups: (() => Promise<void>)[] = [() => writer.close()];
   try {
+    // On a shared store, the instances that share it (docs/design.md §8); joined once the store is open.
+    let cluster: Cluster | undefined;
     const store = await openStore(config.directory.store, {
       onListenerError: (err) => logger.error({ err }, 'directory change listener failed'),
       onBackgroundError: (err) => logger.warn({ err }, 'directory store background error'),
+      // A SQLite directory serves this process alone; a second `serve` on the same file is refused.
+      soleInstance: true,
+      // A SCIM write is answered once this instance's index holds it (the follower read it back).
+      afterCommit: (position) => cluster?.caughtUpTo(position) ?? Promise.resolve(),
     });
     cleanups.push(() => store.close());
-    const index = await DirectoryIndex.load(store, { onListenerError: (err) => logger.error({ err }, 'revocation listener failed') });
-    cleanups.push(async () => index.close());
+    const registry = new SessionRegistry({ slot: () => cluster?.slot ?? 0, onChange: () => cluster?.sessionsChanged() });
+    const indexOptions = { onListenerError: (err: unknown) => logger.error({ err }, 'revocation listener failed') };
+    let index: DirectoryIndex;
+    if (store.kind === 'postgres') {
+      // Every instance's writes, this one's included, reach the index through the change log, in commit order.
+      index = DirectoryIndex.empty(indexOptions);
+      const joined = await joinCluster({ config, store, index, registry, instance: deps.instance, logger });
+      cluster = joined;
+      cleanups.push(() => joined.stop());
+    } else {
+      index = await DirectoryIndex.load(store, indexOptions);
+      cleanups.push(async () => index.close());
+    }
     logger.info({ store: store.kind, ...index.stats() }, 'directory loaded');
-    // The data path sees the index only through its own port. Revocations run a moment after the
-    // write that caused them (setImmediate), once the SCIM service has recorded that write: the
-    // audit log tells the deactivation before the session ends it caused.
-    const directory: Directory = {
-      findPerson: (identity) => index.findPerson(identity),
-      onRevocation: (listener) => index.onRevocation((notice) => setImmediate(listener, notice)),
-    };
+    registerDirectoryMetrics(metrics.registry, () => ({
+      current: cluster?.status.current ?? true,
+      position: cluster?.position ?? '0',
+      reloads: cluster?.reloads ?? 0,
+    }));
+    // The data path sees the index only through its own port.
+    const directory = directoryPort(index, cluster);
 
     const verifier = createTokenVerifier({
       issuer: config.oidc.issuer,
@@ -113,7 +132,6 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       await provisioning.start();
     }
     const tls = config.proxy.tls ? await ServerTls.load(config.proxy.tls) : undefined;
-    const registry = new SessionRegistry();
     const pool = config.upstream.pool.idle > 0
       ? new UpstreamPool({ maxIdle: config.upstream.pool.idle, idleTimeoutMs: config.upstream.pool.idleTimeout })
       : undefined;
@@ -145,6 +163,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       ...(pool ? { pool } : {}),
       ...(provisioning ? { personalRoles: provisioning } : {}),
       registry,
+      ...(cluster ? { forwardCancel: cluster.forwardCancel.bind(cluster) } : {}),
       audit,
       metrics: metrics.proxy,
       logger,
@@ -172,6 +191,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
         ['audit log unavailable', async () => {
           if (!writer.available) throw new Error('the audit file cannot be written');
         }],
+        ...directoryReadiness(cluster),
         ['directory store unreachable', () => store.ping()],
         ['identity provider keys unreachable', () => verifier.ready()],
         ['upstream database unreachable', () => tcpReachable(upstream.host, upstream.port, 3_000)],
@@ -181,17 +201,8 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       logger,
       extra: (a) => {
         a.use('/admin', createAuditHeadRouter({ tokens: adminTokens, audit }));
-        a.use('/admin', createSessionsRouter({
-          tokens: adminTokens,
-          sessions: {
-            list: () => registry.list(),
-            end: (id) => {
-              const s = registry.get(id);
-              s?.end('admin_kill');
-              return s !== undefined;
-            },
-          },
-        }));
+        a.use('/admin/directory', createDirectoryRouter({ tokens: adminTokens, view: directoryView({ instance: deps.instance, store, index, cluster }) }));
+        a.use('/admin', createSessionsRouter({ tokens: adminTokens, sessions: sessionsPort(registry, cluster, logger) }));
       },
     });
 

@@ -1,7 +1,7 @@
-// The directory port the data path owns (docs/design.md §2 steps 5-6 and 9): who an identity names,
-// their groups, and the news that may take access away from live sessions. The SCIM directory index
-// satisfies it as it is; the composition root (server/) plugs one into the other, so nothing under
-// proxy/ imports scim/.
+// The directory port the data path owns (docs/design.md §2 steps 5-6 and 9, §8): who an identity names,
+// their groups, the news that may take access away from live sessions, and whether the directory can
+// be trusted right now. The composition root (server/) builds it from the SCIM directory index and, on
+// a shared store, the instance's change-log follower, so nothing under proxy/ imports scim/.
 
 /** A group as role rules name it: by displayName, SCIM id or the IdP's externalId. */
 export interface GroupInfo {
@@ -38,4 +38,9 @@ export interface Directory {
   findPerson(identity: string): PersonMatch;
   /** Called after the directory applied each change; returns the unsubscribe function. */
   onRevocation(listener: (notice: RevocationNotice) => void): () => void;
+  /**
+   * False while this instance cannot vouch that the directory is current (docs/design.md §8: loading,
+   * the store unreachable, writes of other instances not yet caught up): no login is decided on it.
+   */
+  isCurrent(): boolean;
 }

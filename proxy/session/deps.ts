@@ -46,7 +46,7 @@ export interface SessionDeps {
   /** Undefined only with allowPlaintext (no certificate configured). */
   readonly tls: ServerTls | undefined;
   readonly verifier: Pick<TokenVerifier, 'verify'>;
-  readonly directory: Pick<Directory, 'findPerson'>;
+  readonly directory: Pick<Directory, 'findPerson' | 'isCurrent'>;
   /** The current roles (replaced on SIGHUP). */
   roles(): readonly RoleWithCredentials[];
   readonly upstream: () => UpstreamTarget;
@@ -57,6 +57,11 @@ export interface SessionDeps {
   readonly registry: SessionRegistry;
   /** The audit log: events, and whether it can be written (fail closed when not). */
   readonly audit: AuditLog;
+  /**
+   * Several instances on one store (docs/design.md §8): hands a CancelRequest whose key instance `slot`
+   * issued to that instance, which checks the secret. Absent on a single instance.
+   */
+  readonly forwardCancel?: (slot: number, pid: number, secret: Buffer) => void;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly instance: string;

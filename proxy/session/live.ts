@@ -315,7 +315,17 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     if (fromServer.atBoundary) stream.end(errorResponse({ severity: 'FATAL', code: END_SQLSTATE[reason], message: END_MESSAGE[reason] }));
     else stream.destroy();
     setTimeout(() => stream.destroy(), 2_000).unref();
-    if (outstanding.busy) {
+    // The client hears at once; its backend goes a turn of the event loop later. Ending a backend
+    // wakes the database server, which then tears a process down: when one revocation ends hundreds
+    // of sessions, every client must have its FATAL before the first of those teardowns competes
+    // for the CPU. Nothing is relayed meanwhile (the pipe is stopped).
+    const busy = outstanding.busy;
+    setImmediate(() => endUpstream(busy));
+    finish(reason);
+  }
+
+  function endUpstream(busy: boolean): void {
+    if (busy) {
       // The statement must not outlive the session. A backend blocked writing to the paused socket
       // (ClientWrite) never reads a Terminate, so the connection is reset, which ends it at its
       // next write without waiting for a timer; the cancel stops a statement that is not writing
@@ -326,7 +336,6 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       upstream.socket.end(TERMINATE);
       setTimeout(() => upstream.socket.destroy(), 2_000).unref();
     }
-    finish(reason);
   }
 
   function finish(reason: SessionEndReason): void {

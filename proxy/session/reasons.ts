@@ -34,6 +34,9 @@ export const END_SQLSTATE: Readonly<Record<EndByProxy, string>> = {
   audit_unavailable: SqlState.ioError,
 };
 
+/** FATAL 08006 to a login while this instance cannot vouch for its directory (docs/design.md §8). */
+export const DIRECTORY_UNAVAILABLE = 'directory unavailable';
+
 /**
  * Why a login was refused (`session.denied`). Reasons with a `code` are families whose detail is
  * audited as `<kind>:<code>` (`token_invalid:expired`, `upstream:auth`, `protocol_violation:...`).
@@ -51,6 +54,7 @@ export type DeniedReason =
         | 'login_timeout'
         | 'revoked_during_login'
         | 'audit_unavailable'
+        | 'directory_unavailable'
         | 'internal';
     };
 

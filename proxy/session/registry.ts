@@ -3,6 +3,28 @@
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { EndByProxy } from './reasons.js';
 
+/**
+ * The BackendKeyData process id names the instance that issued it (docs/design.md §8), as pgbouncer's
+ * peering puts its peer_id into its cancel keys: bit 31 stays 0 (clients keep the field as a signed
+ * int32), bits 30-21 hold the instance's slot (1-1023 on a shared store, 0 on a single instance) and
+ * bits 20-0 a random number no other live session of the instance uses. The key stays unguessable
+ * because the 4-byte secret stays random and is compared in constant time by the issuing instance.
+ */
+const SLOT_SHIFT = 21;
+const LOCAL_IDS = 1 << SLOT_SHIFT;
+
+/** The slot of the instance that issued a cancel key's process id. */
+export function slotOfProcessId(pid: number): number {
+  return pid >>> SLOT_SHIFT;
+}
+
+export interface RegistryOptions {
+  /** This instance's slot (it may change when an expired instance registers again); default 0. */
+  slot?: () => number;
+  /** Called after a session was added or removed (the shared session list follows). */
+  onChange?: () => void;
+}
+
 /** What the admin API shows of a session: a read-only snapshot. */
 export interface SessionSnapshot {
   readonly id: string;
@@ -34,17 +56,31 @@ export class SessionRegistry {
   readonly #byId = new Map<string, LiveSession>();
   readonly #byPid = new Map<number, LiveSession>();
   readonly #byPerson = new Map<string, Set<LiveSession>>();
+  readonly #slot: () => number;
+  readonly #onChange: () => void;
+
+  constructor(opts: RegistryOptions = {}) {
+    this.#slot = opts.slot ?? (() => 0);
+    this.#onChange = opts.onChange ?? (() => {});
+  }
 
   get size(): number {
     return this.#byId.size;
   }
 
-  /** A cancel key no live session uses: pid in [1, 2^31), secret 4 random bytes (protocol 3.0). */
+  /** A cancel key no live session uses: pid naming this instance (see SLOT_SHIFT), secret 4 random bytes (protocol 3.0). */
   newCancelKey(): { pid: number; secret: Buffer } {
+    const base = this.#slot() * LOCAL_IDS;
     for (;;) {
-      const pid = randomInt(1, 0x7fffffff);
+      const pid = base + randomInt(1, LOCAL_IDS);
       if (!this.#byPid.has(pid)) return { pid, secret: randomBytes(4) };
     }
+  }
+
+  /** The slot of the other instance that issued `pid`, or undefined when it names this one. */
+  issuerElsewhere(pid: number): number | undefined {
+    const slot = slotOfProcessId(pid);
+    return slot === this.#slot() ? undefined : slot;
   }
 
   add(session: LiveSession): void {
@@ -53,6 +89,7 @@ export class SessionRegistry {
     let mine = this.#byPerson.get(session.personId);
     if (mine === undefined) this.#byPerson.set(session.personId, (mine = new Set()));
     mine.add(session);
+    this.#onChange();
   }
 
   remove(session: LiveSession): void {
@@ -60,6 +97,7 @@ export class SessionRegistry {
     if (this.#byPid.get(session.cancelKey.pid) === session) this.#byPid.delete(session.cancelKey.pid);
     const mine = this.#byPerson.get(session.personId);
     if (mine !== undefined && mine.delete(session) && mine.size === 0) this.#byPerson.delete(session.personId);
+    this.#onChange();
   }
 
   /** The session a CancelRequest names; the secret is compared in constant time. */

@@ -23,7 +23,7 @@ import { createStartupFramer, protocolNegotiation, type StartupEvent, type Start
 import type { ClientInfo } from './client.js';
 import type { RoleWithCredentials, SessionDeps } from './deps.js';
 import { startLiveSession } from './live.js';
-import { deniedMetricLabel, deniedText, type DeniedReason, type DropReason } from './reasons.js';
+import { DIRECTORY_UNAVAILABLE, deniedMetricLabel, deniedText, type DeniedReason, type DropReason } from './reasons.js';
 import { upstreamStartupParams } from './startup-params.js';
 import { upstreamIdentity } from './upstream-login.js';
 
@@ -218,6 +218,8 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       return tokenRefused(err instanceof TokenError ? err.code : 'internal', err);
     }
     if (abort.signal.aborted) return;
+    // docs/design.md §8: nothing is admitted on a directory this instance cannot vouch for.
+    if (!deps.directory.isCurrent()) return refuse(SqlState.connectionFailure, DIRECTORY_UNAVAILABLE, { kind: 'directory_unavailable' });
     const decide = (): Decision<RoleWithCredentials> =>
       decideRole({ identity: verified.identity, match: deps.directory.findPerson(verified.identity), requestedUser, database, rules: deps.roles() });
     const decision = decide();
@@ -271,7 +273,12 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
 
     // Decided again now that the upstream login is over: a directory change (a deactivation, a
     // group removal) committed while it was in flight is seen here, and from here until the live
-    // session is in the registry, where revocations reach it, nothing awaits.
+    // session is in the registry, where revocations reach it, nothing awaits. A directory that
+    // stopped being current meanwhile may have missed such a change.
+    if (!deps.directory.isCurrent()) {
+      discard(upstream);
+      return refuse(SqlState.connectionFailure, DIRECTORY_UNAVAILABLE, { kind: 'directory_unavailable' });
+    }
     const now = decide();
     if (now.kind === 'deny') {
       discard(upstream);
@@ -327,8 +334,14 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
     const target = deps.registry.byCancelKey(pid, secret);
     // PostgreSQL answers a CancelRequest with nothing, valid or not; so does rolegate.
     disconnect({ kind: 'dropped', reason: 'cancel_request' });
-    if (target === undefined) return;
-    target.cancel().catch((err: unknown) => log.warn({ err }, 'cancel forwarding failed'));
+    if (target !== undefined) {
+      target.cancel().catch((err: unknown) => log.warn({ err }, 'cancel forwarding failed'));
+      return;
+    }
+    // A key another instance issued (its slot is in the process id, docs/design.md §8): that one
+    // holds the session and checks the secret.
+    const issuer = deps.registry.issuerElsewhere(pid);
+    if (issuer !== undefined) deps.forwardCancel?.(issuer, pid, secret);
   }
 
   function refuse(sqlstate: string, message: string, reason: DeniedReason): void {

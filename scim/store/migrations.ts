@@ -154,6 +154,46 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    // What several instances on one PostgreSQL store share besides the directory (docs/design.md §8).
+    // SQLite serves one instance, so it has none of this.
+    version: 3,
+    name: 'cluster',
+    sqlite: [],
+    postgres: [
+      // Live instances: `slot` (1-1023) is encoded in the cancel keys the instance issues, so that a
+      // CancelRequest reaching another instance can be forwarded; `position` is the last rg_changes seq
+      // the instance applied (the pruning horizon never passes a live instance's position); an instance
+      // whose last_seen is older than its expiry is dead, and its row and sessions are deleted.
+      `CREATE TABLE rg_instances (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        slot integer NOT NULL CONSTRAINT rg_instances_slot_key UNIQUE CHECK (slot BETWEEN 1 AND 1023),
+        started timestamptz NOT NULL DEFAULT now(),
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        position bigint NOT NULL DEFAULT 0
+      )`,
+      // The shared session list: each instance keeps its own live sessions here (the admin API's entry).
+      `CREATE TABLE rg_sessions (
+        id text PRIMARY KEY,
+        instance_id text NOT NULL REFERENCES rg_instances (id) ON DELETE CASCADE,
+        entry jsonb NOT NULL
+      )`,
+      `CREATE INDEX rg_sessions_instance_id ON rg_sessions (instance_id)`,
+      // One row: every rg_changes row with seq <= pruned_through may be gone. A follower whose position
+      // is below it cannot catch up from the log and reloads the whole directory instead.
+      `CREATE TABLE rg_log_horizon (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        pruned_through bigint NOT NULL
+      )`,
+      // Rows the earlier retention rule may have pruned are behind the horizon from the start.
+      `INSERT INTO rg_log_horizon (pruned_through)
+       SELECT coalesce(
+         (SELECT min(seq) - 1 FROM rg_changes),
+         (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM rg_changes_seq_seq),
+         0)`,
+    ],
+  },
 ];
 
 /** The migrations still to apply given the applied versions; refuses a schema newer than this code. */

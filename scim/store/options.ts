@@ -2,6 +2,11 @@
 import { randomUUID } from 'node:crypto';
 
 export interface StoreOptions {
+  /**
+   * SQLite: this process serves the directory, so no other may (docs/design.md §8): a second one on
+   * the same file fails with StoreError `STORE_IN_USE`. Tools that only read leave it off.
+   */
+  soleInstance?: boolean;
   /** Source of `created` / `lastModified`; default `() => new Date()`. */
   clock?: () => Date;
   /** Source of resource ids; default crypto.randomUUID(). */
@@ -10,6 +15,13 @@ export interface StoreOptions {
   onListenerError?: (err: unknown) => void;
   /** Receives background driver errors (e.g. an idle PostgreSQL connection dropped). */
   onBackgroundError?: (err: unknown) => void;
+  /**
+   * PostgreSQL: awaited after each COMMIT with the log position (rg_changes seq) of the batch's last
+   * write, before any write of the batch is answered. An instance's follower applies the log up to
+   * there, so a write is in this instance's directory index when its SCIM response goes out
+   * (docs/design.md §8). What it throws is reported to onBackgroundError; the write still succeeds.
+   */
+  afterCommit?: (position: string) => Promise<void>;
 }
 
 export interface ResolvedStoreOptions {
@@ -18,6 +30,7 @@ export interface ResolvedStoreOptions {
   newId(): string;
   onListenerError: (err: unknown) => void;
   onBackgroundError: (err: unknown) => void;
+  afterCommit: (position: string) => Promise<void>;
 }
 
 export function resolveStoreOptions(opts: StoreOptions = {}): ResolvedStoreOptions {
@@ -27,5 +40,6 @@ export function resolveStoreOptions(opts: StoreOptions = {}): ResolvedStoreOptio
     newId: opts.newId ?? (() => randomUUID()),
     onListenerError: opts.onListenerError ?? (() => {}),
     onBackgroundError: opts.onBackgroundError ?? (() => {}),
+    afterCommit: opts.afterCommit ?? (async () => {}),
   };
 }

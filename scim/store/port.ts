@@ -34,6 +34,11 @@ export interface DirectorySnapshot {
   users: { id: string; userName: string; active: boolean; emails: string[] }[];
   groups: { id: string; displayName: string; externalId?: string }[];
   memberships: { groupId: string; userId: string }[];
+  /**
+   * PostgreSQL: the position in the shared change log (rg_changes seq) the rows reflect: every write
+   * up to it is in them, none after (docs/design.md §8). SQLite has no log.
+   */
+  position?: string;
 }
 
 /**
@@ -104,6 +109,11 @@ export interface DirectoryStore {
   deleteGroup(id: string): Promise<boolean>;
 
   snapshot(): Promise<DirectorySnapshot>;
-  /** Called synchronously after each commit, before the write's promise resolves. */
+  /**
+   * Called synchronously after each commit of this process's own writes, in commit order, before the
+   * write's promise resolves. Concurrent writes may share one transaction (group commit); each write
+   * is still its own batch. Other instances' writes reach an instance through the change log instead
+   * (docs/design.md §8).
+   */
   subscribe(listener: (changes: DirectoryChange[]) => void): () => void;
 }

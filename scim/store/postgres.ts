@@ -20,6 +20,7 @@ import {
   userNotFound,
   type UserColumns,
 } from './derive.js';
+import { GroupCommit, type WriteOutcome } from './group-commit.js';
 import { diffMembers } from './member-diff.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
 import { PageCursors } from './page-cursors.js';
@@ -34,22 +35,21 @@ import type {
   UserKey,
   UserMutation,
 } from './port.js';
-import { SerialQueue } from './serial-queue.js';
 import { PostgresPersonalRoles } from './personal-roles-postgres.js';
 
 /**
- * Transaction-scoped advisory lock taken first by every write (MIGRATION_LOCK_KEY + 1). Writes from
- * all instances are serialized, so: read-modify-write (PATCH) never loses an update, uniqueness
- * pre-checks cannot race, `seq` follows commit order, and rg_changes rows become visible in seq order.
- * SCIM write rates are low (an IdP pushes one change at a time), so one lock costs nothing that matters.
+ * Transaction-scoped advisory lock taken first by every write transaction (MIGRATION_LOCK_KEY + 1).
+ * Writes from all instances are serialized, so: read-modify-write (PATCH) never loses an update,
+ * uniqueness pre-checks cannot race, and `seq` follows commit order (docs/design.md §8, "Why seq is
+ * commit order"): PostgreSQL releases a transaction's locks only after its commit is visible to new
+ * snapshots, so the next writer takes the lock, and draws its seq, only after every earlier write is
+ * visible. Concurrent writes share one transaction (group commit), so the lock costs one round trip
+ * per batch, not per write.
  */
 const WRITE_LOCK_KEY = '8246126309927617638';
 const SCAN_BATCH = 500;
-/** The NOTIFY channel a later fan-out LISTENs on; the payload is {"seq","origin"} of an rg_changes row. */
+/** The NOTIFY channel instances LISTEN on; the payload is {"seq","origin"} of a batch's last rg_changes row. */
 export const CHANGE_CHANNEL = 'rolegate_directory';
-/** rg_changes rows are kept this long: long enough for a follower that reconnects to catch up. */
-const CHANGE_RETENTION = '1 day';
-const PRUNE_EVERY_WRITES = 1000;
 
 // WHERE fragments per key with the key value as $1: constants chosen by `attr`, never built from input.
 const USER_WHERE: Record<UserKey['attr'], string> = {
@@ -95,16 +95,19 @@ interface MemberRow {
 }
 
 type Write<T> = (c: pg.PoolClient) => Promise<{ result: T; changes: DirectoryChange[] }>;
+/** One write of a batch run: committed with its log position (none for a no-op), or failed. */
+type Done = { ok: true; result: unknown; changes: DirectoryChange[]; position: string | undefined } | { ok: false; error: unknown };
 
 /** Connects a pool (the URL may carry sslmode/sslrootcert), runs migrations, and returns the store. */
 export async function openPostgresStore(url: string, opts?: StoreOptions): Promise<DirectoryStore> {
   const resolved = resolveStoreOptions(opts);
-  const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory' });
+  // Connections stay a minute after a burst: a PostgreSQL login (a backend forked, SCRAM's PBKDF2 on
+  // both sides) costs more than the write it serves, and identity providers push in waves.
+  const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory', idleTimeoutMillis: 60_000 });
   // Without a listener, an idle connection that the server drops would crash the process.
   pool.on('error', (err) => resolved.onBackgroundError(err));
   try {
     await migratePostgres(pool);
-    await pool.query(`DELETE FROM rg_changes WHERE at < now() - interval '${CHANGE_RETENTION}'`);
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
@@ -118,16 +121,17 @@ class PostgresStore implements DirectoryStore {
   readonly #pool: pg.Pool;
   readonly #opts: ResolvedStoreOptions;
   readonly #feed: ChangeFeed;
-  /** Local writes run one at a time so subscribers see batches in commit order. */
-  readonly #queue = new SerialQueue();
-  /** Tags this instance's rg_changes rows so a follower can skip its own. */
+  /** Concurrent writes share a transaction; batches run one at a time, so subscribers hear them in commit order. */
+  readonly #group = new GroupCommit<Write<unknown>>((batch) => this.#commitBatch(batch));
+  /** Tags this process's rg_changes rows (for the log's readers; nothing depends on it). */
   readonly #origin = randomUUID();
   // Keyset paging of the unfiltered lists (see PageCursors). The version is max(seq) of rg_changes,
   // which every committed write of every instance moves, read in the same snapshot as the page.
   readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
   // The row count each table had at a version, so that paging does not count every row every page.
   readonly #totals = { rg_users: { version: '', total: 0 }, rg_groups: { version: '', total: 0 } };
-  #writes = 0;
+  /** The groupsOfUsers query being gathered in this turn of the event loop, if any. */
+  #groupLookups: { ids: Set<string>; result: Promise<Map<string, GroupMembership[]>> } | undefined;
 
   constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
     this.#pool = pool;
@@ -136,47 +140,99 @@ class PostgresStore implements DirectoryStore {
     this.personalRoles = new PostgresPersonalRoles(pool);
   }
 
-  /**
-   * One transaction under the global write lock; on success the batch is journalled in rg_changes
-   * (the cross-instance seam) in the same transaction, and local subscribers hear it after COMMIT.
-   */
+  /** Queues a write for the next group commit; resolves once its transaction committed durably. */
   #write<T>(fn: Write<T>): Promise<T> {
-    return this.#queue.run(async () => {
-      const client = await this.#pool.connect();
-      let broken = false;
-      try {
-        let out: { result: T; changes: DirectoryChange[] };
-        try {
-          // One round trip: a simple-protocol query may hold several statements (constants only).
-          await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
-          out = await fn(client);
-          if (out.changes.length > 0) await this.#journal(client, out.changes);
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => {
-            broken = true;
-          });
-          throw mapPgError(err);
-        }
-        this.#feed.publish(out.changes);
-        return out.result;
-      } finally {
-        client.release(broken);
-      }
-    });
+    return this.#group.submit<T>(fn as Write<unknown>);
   }
 
-  async #journal(c: pg.PoolClient, changes: DirectoryChange[]): Promise<void> {
-    // NOTIFY inside the transaction is delivered at COMMIT and never for a rolled-back write.
-    await c.query(
-      `WITH c AS (INSERT INTO rg_changes (origin, payload) VALUES ($1, $2::jsonb) RETURNING seq)
-       SELECT pg_notify('${CHANGE_CHANNEL}', json_build_object('seq', c.seq::text, 'origin', $1::text)::text) FROM c`,
+  /**
+   * One transaction under the global write lock for a batch of writes; each committed write is
+   * journalled in rg_changes (the log every instance follows, docs/design.md §8) in the same
+   * transaction. After COMMIT local subscribers hear each write in order, and `afterCommit` (an
+   * instance's follower applying the log) is awaited before any write of the batch is answered.
+   *
+   * Optimistic: the batch first runs without savepoints (two round trips less per write). If a write
+   * fails (a 409, a 404), nothing is committed and the batch runs again with a savepoint per write,
+   * so the failed one is rolled back alone; mutations are pure and may run again (port.ts).
+   */
+  async #commitBatch(batch: readonly Write<unknown>[]): Promise<WriteOutcome[]> {
+    const first = await this.#runBatch(batch, false);
+    const done = first ?? (await this.#runBatch(batch, true));
+    // Unreachable: a run with savepoints returns every write's outcome or throws.
+    if (done === undefined) throw new Error('a batch run with savepoints returned no outcomes');
+    let position: string | undefined;
+    for (const d of done) {
+      if (!d.ok) continue;
+      this.#feed.publish(d.changes);
+      position = d.position ?? position;
+    }
+    if (position !== undefined) {
+      // Committed is committed: a follower that cannot apply the log now still answers the write
+      // (and refuses logins until it caught up, docs/design.md §8).
+      await this.#opts.afterCommit(position).catch((err: unknown) => this.#opts.onBackgroundError(err));
+    }
+    return done.map((d) => (d.ok ? { ok: true, result: d.result } : d));
+  }
+
+  /**
+   * Runs and commits `batch`. Without `isolate`, the first failing write rolls the whole transaction
+   * back and the result is undefined (run it again isolated), unless the batch is that write alone,
+   * whose failure is then its outcome. Throws when the transaction itself fails (nothing committed).
+   */
+  async #runBatch(batch: readonly Write<unknown>[], isolate: boolean): Promise<Done[] | undefined> {
+    const client = await this.#pool.connect();
+    let broken = false;
+    const done: Done[] = [];
+    let position: string | undefined;
+    try {
+      try {
+        // One round trip: a simple-protocol query may hold several statements (constants only).
+        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
+        for (const fn of batch) {
+          if (isolate) await client.query('SAVEPOINT rg_write');
+          try {
+            const out = await fn(client);
+            const seq = out.changes.length > 0 ? await this.#journal(client, out.changes) : undefined;
+            if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
+            position = seq ?? position;
+            done.push({ ok: true, result: out.result, changes: out.changes, position: seq });
+          } catch (err) {
+            if (!isolate) {
+              await client.query('ROLLBACK');
+              return batch.length === 1 ? [{ ok: false, error: mapPgError(err) }] : undefined;
+            }
+            await client.query('ROLLBACK TO SAVEPOINT rg_write');
+            done.push({ ok: false, error: mapPgError(err) });
+          }
+        }
+        // NOTIFY inside the transaction is delivered at COMMIT and never for a rolled-back write; one
+        // per batch, since it only says "look" (the log is what followers read). Sent with the COMMIT
+        // in one round trip: a simple query holds several statements, so the payload is a quoted literal.
+        const notify = position === undefined
+          ? ''
+          : `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.escapeLiteral(JSON.stringify({ seq: position, origin: this.#origin }))}); `;
+        await client.query(`${notify}COMMIT`);
+        return done;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw mapPgError(err);
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Appends one committed write to rg_changes; returns its seq (its position in the log). */
+  async #journal(c: pg.PoolClient, changes: DirectoryChange[]): Promise<string> {
+    const { rows } = await c.query<{ seq: string }>(
+      'INSERT INTO rg_changes (origin, payload) VALUES ($1, $2::jsonb) RETURNING seq::text AS seq',
       [this.#origin, JSON.stringify(changes)],
     );
-    this.#writes += 1;
-    if (this.#writes % PRUNE_EVERY_WRITES === 0) {
-      await c.query(`DELETE FROM rg_changes WHERE at < now() - interval '${CHANGE_RETENTION}'`);
-    }
+    const seq = rows[0]?.seq;
+    if (seq === undefined) throw new Error('the change log returned no seq');
+    return seq;
   }
 
   async ping(): Promise<void> {
@@ -185,7 +241,7 @@ class PostgresStore implements DirectoryStore {
 
   async close(): Promise<void> {
     // Let queued writes settle before the pool goes away.
-    await this.#queue.run(async () => undefined);
+    await this.#group.idle();
     await this.#pool.end();
   }
 
@@ -293,16 +349,44 @@ class PostgresStore implements DirectoryStore {
     }
   }
 
+  /**
+   * Lookups asked for in the same turn of the event loop share one query: every answer of a bulk push
+   * (hundreds of concurrent PATCHes) asks for one user's groups (D24), and one round trip for all of
+   * them beats hundreds competing for the pool's connections.
+   */
   async groupsOfUsers(userIds: string[]): Promise<Map<string, GroupMembership[]>> {
     const out = new Map<string, GroupMembership[]>();
-    for (const id of userIds) out.set(id, []);
     if (userIds.length === 0) return out;
+    let pending = this.#groupLookups;
+    if (pending === undefined) {
+      const ids = new Set<string>();
+      const result = new Promise<void>((r) => setImmediate(r)).then(() => {
+        // Later lookups start the next query.
+        this.#groupLookups = undefined;
+        return this.#queryGroupsOfUsers([...ids]);
+      });
+      pending = this.#groupLookups = { ids, result };
+    }
+    for (const id of userIds) pending.ids.add(id);
+    const all = await pending.result;
+    // Copies: callers sharing one query must not share arrays.
+    for (const id of userIds) out.set(id, [...(all.get(id) ?? [])]);
+    return out;
+  }
+
+  async #queryGroupsOfUsers(userIds: string[]): Promise<Map<string, GroupMembership[]>> {
+    const out = new Map<string, GroupMembership[]>();
     const { rows } = await this.#pool.query<{ user_id: string; group_id: string; display_name: string }>(
       `SELECT m.user_id, g.id AS group_id, g.display_name FROM rg_members m JOIN rg_groups g ON g.id = m.group_id
        WHERE m.user_id = ANY($1::text[]) ORDER BY g.seq`,
       [userIds],
     );
-    for (const r of rows) out.get(r.user_id)?.push({ groupId: r.group_id, displayName: r.display_name });
+    for (const r of rows) {
+      const list = out.get(r.user_id);
+      const g = { groupId: r.group_id, displayName: r.display_name };
+      if (list === undefined) out.set(r.user_id, [g]);
+      else list.push(g);
+    }
     return out;
   }
 
@@ -544,6 +628,12 @@ class PostgresStore implements DirectoryStore {
         const memberRows = await c.query<{ group_id: string; user_id: string }>(
           'SELECT group_id, user_id FROM rg_members',
         );
+        // The log position the four reads reflect: every write up to it is in them and none after,
+        // because writes become visible in seq order (see WRITE_LOCK_KEY). Pruned rows count too.
+        const at = await c.query<{ position: string }>(
+          `SELECT greatest((SELECT coalesce(max(seq), 0) FROM rg_changes),
+                           (SELECT coalesce(max(pruned_through), 0) FROM rg_log_horizon))::text AS position`,
+        );
         await c.query('COMMIT');
         const emails = new Map<string, string[]>();
         for (const r of emailRows.rows) {
@@ -564,6 +654,7 @@ class PostgresStore implements DirectoryStore {
               : { id: r.id, displayName: r.display_name, externalId: r.external_id },
           ),
           memberships: memberRows.rows.map((r) => ({ groupId: r.group_id, userId: r.user_id })),
+          position: at.rows[0]?.position ?? '0',
         };
       } catch (err) {
         await c.query('ROLLBACK').catch(() => {

@@ -20,6 +20,7 @@ import {
   userNotFound,
   type UserColumns,
 } from './derive.js';
+import { GroupCommit, type WriteOutcome } from './group-commit.js';
 import { diffMembers } from './member-diff.js';
 import { PageCursors } from './page-cursors.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
@@ -33,6 +34,7 @@ import type {
   UserKey,
   UserMutation,
 } from './port.js';
+import { claimSqliteDirectory, type SqliteClaim } from './sqlite-claim.js';
 import { keepForProcessLife } from './sqlite-lifetime.js';
 import { openSqliteDatabase } from './sqlite-migrate.js';
 import { SqlitePersonalRoles } from './personal-roles-sqlite.js';
@@ -69,17 +71,26 @@ interface MemberRow {
   display: string | null;
   pos: number;
 }
+type SqliteWrite = () => { result: unknown; changes: DirectoryChange[] };
+type Done = { ok: true; result: unknown; changes: DirectoryChange[] } | { ok: false; error: unknown };
 
 /** Opens (creating the parent folder) and migrates a SQLite store; `:memory:` for tests. */
 export async function openSqliteStore(path: string, opts?: StoreOptions): Promise<DirectoryStore> {
   const file = path === ':memory:' ? path : resolve(path);
+  let claim: SqliteClaim | undefined;
   if (file !== ':memory:') {
     // The directory holds personal data: folders we create and a new file are private to the
     // service user (SQLite gives the -wal and -shm files the database file's permissions).
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     closeSync(openSync(file, 'a', 0o600));
+    if (opts?.soleInstance === true) claim = claimSqliteDirectory(file);
   }
-  return new SqliteStore(await openSqliteDatabase(file), resolveStoreOptions(opts));
+  try {
+    return new SqliteStore(await openSqliteDatabase(file), resolveStoreOptions(opts), claim);
+  } catch (err) {
+    claim?.release();
+    throw err;
+  }
 }
 
 class SqliteStore implements DirectoryStore {
@@ -87,19 +98,26 @@ class SqliteStore implements DirectoryStore {
   readonly personalRoles: SqlitePersonalRoles;
   readonly #db: Database.Database;
   readonly #opts: ResolvedStoreOptions;
+  readonly #claim: SqliteClaim | undefined;
   readonly #feed: ChangeFeed;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #plucked = new Map<string, Database.Statement>();
   readonly #tx: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** Called inside #tx, better-sqlite3 runs it in a SAVEPOINT: one write of a batch rolls back alone. */
+  readonly #isolated: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** Concurrent writes share one BEGIN IMMEDIATE ... COMMIT, and so one fsync. */
+  readonly #group = new GroupCommit<SqliteWrite>((batch) => Promise.resolve(this.#commitBatch(batch)));
   // Keyset paging of the unfiltered lists; forgotten on our deletes, versioned by other connections' commits.
   readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
 
-  constructor(db: Database.Database, opts: ResolvedStoreOptions) {
+  constructor(db: Database.Database, opts: ResolvedStoreOptions, claim: SqliteClaim | undefined) {
     this.#db = db;
     this.#opts = opts;
+    this.#claim = claim;
     this.#feed = new ChangeFeed(opts.onListenerError);
     this.#tx = db.transaction((fn: () => unknown) => fn());
     this.personalRoles = new SqlitePersonalRoles(db, opts.now);
+    this.#isolated = db.transaction((fn: () => unknown) => fn());
   }
 
   /** A cached prepared statement; `sql` is always built from constants in this file. */
@@ -126,14 +144,29 @@ class SqliteStore implements DirectoryStore {
     return this.#stmt(sql).all(...params) as T[];
   }
 
+  /** Queues a write for the next group commit; resolves once its transaction committed durably. */
+  #write<T>(fn: () => { result: T; changes: DirectoryChange[] }): Promise<T> {
+    return this.#group.submit<T>(fn);
+  }
+
   /**
-   * Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock is taken up front, so a
-   * read-modify-write cannot be overtaken), then tells subscribers after COMMIT.
+   * Runs a batch in one BEGIN IMMEDIATE transaction (the write lock is taken up front, so a
+   * read-modify-write cannot be overtaken), each write in its own savepoint, then tells subscribers
+   * after COMMIT, write by write, in order.
    */
-  #write<T>(fn: () => { result: T; changes: DirectoryChange[] }): T {
-    const out = this.#tx.immediate(fn) as { result: T; changes: DirectoryChange[] };
-    this.#feed.publish(out.changes);
-    return out.result;
+  #commitBatch(batch: readonly SqliteWrite[]): WriteOutcome[] {
+    const done = this.#tx.immediate(() =>
+      batch.map((fn): Done => {
+        try {
+          const out = this.#isolated(fn) as { result: unknown; changes: DirectoryChange[] };
+          return { ok: true, result: out.result, changes: out.changes };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    ) as Done[];
+    for (const d of done) if (d.ok) this.#feed.publish(d.changes);
+    return done.map((d) => (d.ok ? { ok: true, result: d.result } : d));
   }
 
   async ping(): Promise<void> {
@@ -141,7 +174,9 @@ class SqliteStore implements DirectoryStore {
   }
 
   async close(): Promise<void> {
+    await this.#group.idle();
     if (this.#db.open) this.#db.close();
+    this.#claim?.release();
   }
 
   // ---- users ------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ export const StoreErrorCode = {
   urlInvalid: 'STORE_URL_INVALID',
   /** The database was migrated by a newer rolegate than this one: refuse rather than guess. */
   schemaTooNew: 'STORE_SCHEMA_TOO_NEW',
+  /** Another process already serves this SQLite file (a SQLite directory serves one instance). */
+  inUse: 'STORE_IN_USE',
+  /** A row of the change log holds something this version cannot apply: the follower reloads instead. */
+  logUnreadable: 'STORE_LOG_UNREADABLE',
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 

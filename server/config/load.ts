@@ -76,7 +76,7 @@ function resolvePaths(c: Config, baseDir: string): Config {
     proxy: { ...c.proxy, tls: tls(c.proxy.tls) },
     upstream: { ...c.upstream, tls: { ...c.upstream.tls, ca: c.upstream.tls.ca && abs(c.upstream.tls.ca) } },
     oidc: { ...c.oidc, ca: c.oidc.ca && abs(c.oidc.ca) },
-    directory: { store },
+    directory: { ...c.directory, store },
     roles: c.roles.map((r) => ({
       ...r,
       credentials: r.credentials !== undefined && 'cert' in r.credentials ? { cert: abs(r.credentials.cert), key: abs(r.credentials.key) } : r.credentials,

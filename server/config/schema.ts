@@ -35,6 +35,22 @@ const size = (fallback: string, min: number) =>
       }
       return bytes;
     });
+/** A duration with no default: absent stays undefined (a key that applies only in some setups). */
+const optionalDuration = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    if (text === undefined) return undefined;
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (examples: 500ms, 15s, 10m, 12h)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** Defaults of the keys that only a shared (postgres://) store uses (docs/design.md §8). */
+export const SHARED_STORE_DEFAULTS = { heartbeatMs: 2_000, changeRetentionMs: 3_600_000 } as const;
 
 /** "host:port", "[v6]:port" or ":port". */
 const listen = (fallback: string) =>
@@ -170,7 +186,33 @@ export const configSchema = z
     proxy: proxySection,
     upstream: upstreamSection,
     oidc: oidcSection,
-    directory: z.strictObject({ store: nonEmpty.default('sqlite:data/rolegate.db') }).prefault({}),
+    directory: z
+      .strictObject({
+        store: nonEmpty.default('sqlite:data/rolegate.db'),
+        // Several instances on one postgres:// store (docs/design.md §8); a SQLite store serves one.
+        heartbeat: optionalDuration,
+        changeRetention: optionalDuration,
+      })
+      .prefault({})
+      .superRefine((d, ctx) => {
+        const shared = d.store.startsWith('postgres://') || d.store.startsWith('postgresql://');
+        for (const key of ['heartbeat', 'changeRetention'] as const) {
+          if (d[key] !== undefined && !shared) {
+            ctx.addIssue({ code: 'custom', path: [key], message: 'applies only to a postgres:// store (a SQLite store serves one instance)' });
+          }
+        }
+        if (d.heartbeat !== undefined && (d.heartbeat < 100 || d.heartbeat > 60_000)) {
+          ctx.addIssue({ code: 'custom', path: ['heartbeat'], message: 'must be between 100ms and 60s' });
+        }
+        if (d.changeRetention !== undefined && d.changeRetention < 60_000) {
+          ctx.addIssue({ code: 'custom', path: ['changeRetention'], message: 'must be at least 1m' });
+        }
+      })
+      .transform((d) => ({
+        store: d.store,
+        heartbeat: d.heartbeat ?? SHARED_STORE_DEFAULTS.heartbeatMs,
+        changeRetention: d.changeRetention ?? SHARED_STORE_DEFAULTS.changeRetentionMs,
+      })),
     roles: z.array(roleEntry).min(1, 'list at least one role'),
     provisioning: provisioningSection,
     scim: z.strictObject({ tokens: z.array(bearerToken).min(1, 'list at least one token') }).optional(),

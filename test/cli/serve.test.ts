@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServe } from '../helpers/cli.js';
+import { runCli, startServe } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
@@ -99,6 +99,26 @@ describe('rolegate serve', () => {
       srv.child.kill('SIGTERM');
     }
     expect(await srv.exited).toBe(0);
+  });
+
+  it('a second instance on the same SQLite file is refused at start (was: both served, blind to each other’s writes)', async () => {
+    const [port1, port2] = [await freePort(), await freePort()];
+    const store = `sqlite:${join(dir.path, 'single.db')}`;
+    const first = await startServe(await writeConfig('single-1', store, port1), `http://127.0.0.1:${port1}/healthz`, { SCIM_TOKEN: TOKEN });
+    try {
+      const second = await runCli(['serve', '--config', await writeConfig('single-2', store, port2)], { SCIM_TOKEN: TOKEN });
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(/cannot start: .*already served by another rolegate process.*postgres:\/\//);
+      // The first one serves on.
+      expect((await scim(`http://127.0.0.1:${port1}`, '/Users', 'POST', { schemas: [USER], userName: 'still@corp.example' })).status).toBe(201);
+    } finally {
+      first.child.kill('SIGTERM');
+    }
+    expect(await first.exited).toBe(0);
+    // Once it is gone, the file can be served again.
+    const again = await startServe(await writeConfig('single-2', store, port2), `http://127.0.0.1:${port2}/healthz`, { SCIM_TOKEN: TOKEN });
+    again.child.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
   });
 
   describe.each([

@@ -131,9 +131,22 @@ describe('config file', () => {
     ['invalid YAML', 'proxy: [unclosed', {}, 'line 1: YAML:'],
     ['duplicate YAML keys', MINIMAL + 'log: {}\nlog: {}\n', {}, 'YAML:'],
     ['bad listen', MINIMAL.replace('proxy: {', 'proxy: { listen: "6432",'), {}, 'proxy.listen: "6432" is not host:port'],
+    ['a heartbeat with a SQLite store', MINIMAL + 'directory: { store: "sqlite:x.db", heartbeat: 1s }\n', {}, 'directory.heartbeat: applies only to a postgres:// store'],
+    ['a change retention with the default (SQLite) store', MINIMAL + 'directory: { changeRetention: 1h }\n', {}, 'directory.changeRetention: applies only to a postgres:// store'],
+    ['a heartbeat too short', MINIMAL + 'directory: { store: "postgres://db/x", heartbeat: 10ms }\n', {}, 'directory.heartbeat: must be between 100ms and 60s'],
+    ['a change retention too short', MINIMAL + 'directory: { store: "postgres://db/x", changeRetention: 5s }\n', {}, 'directory.changeRetention: must be at least 1m'],
   ])('reports %s with its key path', (_name, text, env, expected) => {
     const found = problems(parseConfigText(text, env, '/x'));
     expect(found.some((p) => p.includes(expected)), `problems were: ${JSON.stringify(found)}`).toBe(true);
+  });
+
+  it('takes the heartbeat and change retention of a shared postgres:// store, with their defaults', () => {
+    const set = parseConfigText(MINIMAL + 'directory: { store: "postgres://db/x", heartbeat: 500ms, changeRetention: 2h }\n', {}, '/x');
+    expect(problems(set)).toEqual([]);
+    if (set.ok) expect(set.config.directory).toEqual({ store: 'postgres://db/x', heartbeat: 500, changeRetention: 7_200_000 });
+    const unset = parseConfigText(MINIMAL + 'directory: { store: "postgresql://db/x" }\n', {}, '/x');
+    if (unset.ok) expect(unset.config.directory).toEqual({ store: 'postgresql://db/x', heartbeat: 2_000, changeRetention: 3_600_000 });
+    else expect(problems(unset)).toEqual([]);
   });
 
   it('allows plaintext on loopback only', () => {

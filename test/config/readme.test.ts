@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { configKeyPaths } from '../../server/config/key-paths.js';
-import { END_MESSAGE } from '../../proxy/session/reasons.js';
+import { DIRECTORY_UNAVAILABLE, END_MESSAGE } from '../../proxy/session/reasons.js';
 import { UpstreamError, UpstreamErrorCode } from '../../proxy/upstream/index.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -40,6 +40,7 @@ describe('README', () => {
       'no role grants',
       'database role of',
       'is not ready',
+      DIRECTORY_UNAVAILABLE,
     ];
     for (const m of messages) expect(table, `troubleshooting mentions "${m}"`).toContain(m);
   });

@@ -428,6 +428,17 @@ describe.each(storeKinds)('$name store contract', (kind) => {
       expect(m.get(c!.id)).toEqual([]);
       expect((await store.groupsOfUsers([])).size).toBe(0);
     });
+
+    it('answers concurrent group lookups each with exactly its own users (they may share a query)', async () => {
+      const [a, b, c] = await createUsers(store, 3);
+      const g = await store.createGroup(groupAttrs('Alpha'), [{ value: a!.id }, { value: c!.id }]);
+      const [ma, mb, mac] = await Promise.all([store.groupsOfUsers([a!.id]), store.groupsOfUsers([b!.id]), store.groupsOfUsers([a!.id, c!.id])]);
+      expect([...ma]).toEqual([[a!.id, [{ groupId: g.id, displayName: 'Alpha' }]]]);
+      expect([...mb]).toEqual([[b!.id, []]]);
+      expect([...mac]).toEqual([[a!.id, [{ groupId: g.id, displayName: 'Alpha' }]], [c!.id, [{ groupId: g.id, displayName: 'Alpha' }]]]);
+      // Not one array shared between callers.
+      expect(ma.get(a!.id)).not.toBe(mac.get(a!.id));
+    });
   });
 
   describe('deletes and change events', () => {

@@ -62,14 +62,14 @@ describe('pendingMigrations', () => {
     expect(() => pendingMigrations([1, 4], all)).toThrow(/version 4 is newer/);
   });
 
-  it('the shipped list has unique, increasing versions and statements for both dialects', () => {
+  it('the shipped list has unique, increasing versions, each with statements for at least one dialect', () => {
     const versions = MIGRATIONS.map((m) => m.version);
     expect(versions).toEqual([...versions].sort((a, b) => a - b));
     expect(new Set(versions).size).toBe(versions.length);
-    for (const m of MIGRATIONS) {
-      expect(m.sqlite.length).toBeGreaterThan(0);
-      expect(m.postgres.length).toBeGreaterThan(0);
-    }
+    // The directory tables exist in both dialects; what only several instances share (the cluster
+    // tables) exists only on PostgreSQL.
+    expect(MIGRATIONS[0]!.sqlite.length).toBeGreaterThan(0);
+    for (const m of MIGRATIONS) expect(m.postgres.length).toBeGreaterThan(0);
   });
 });
 

@@ -1,0 +1,41 @@
+// The directory's Prometheus series (docs/design.md §5 and §8): whether this instance's directory is
+// current, how far it applied the shared change log, and how often it had to reload it whole.
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** What the series read at each scrape; a single-instance (SQLite) directory is always current. */
+export interface DirectoryState {
+  readonly current: boolean;
+  readonly position: string;
+  readonly reloads: number;
+}
+
+export function registerDirectoryMetrics(registry: Registry, state: () => DirectoryState): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'rolegate_directory_current',
+    help: '1 when this instance can vouch that its directory is current; 0 while new logins are refused for it',
+    registers,
+    collect() {
+      this.set(state().current ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'rolegate_directory_log_position',
+    help: 'The last change-log position (rg_changes seq) this instance applied; compare instances to see lag',
+    registers,
+    collect() {
+      this.set(Number(state().position));
+    },
+  });
+  let counted = 0;
+  new Counter({
+    name: 'rolegate_directory_reloads_total',
+    help: 'Full reloads of the directory after this instance fell behind the pruned change log',
+    registers,
+    collect() {
+      const now = state().reloads;
+      if (now > counted) this.inc(now - counted);
+      counted = now;
+    },
+  });
+}

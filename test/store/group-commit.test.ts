@@ -1,0 +1,173 @@
+// Group commit on both stores (docs/design.md §8): concurrent writes share one transaction, and so one
+// durable COMMIT, instead of taking one each; a write that fails inside a shared transaction fails
+// alone; each write is answered only once the transaction holding it has committed.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ScimError } from '../../scim/errors.js';
+import { openStore } from '../../scim/store/open.js';
+import type { DirectoryChange, DirectoryStore } from '../../scim/store/port.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { tempDir, type TempDir } from '../helpers/tmp.js';
+import { userAttrs } from './fixtures.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/**
+ * SQLite: how many transactions the WAL file holds. A WAL frame whose header carries a database size
+ * is the last frame of a committed transaction (sqlite.org/fileformat2.html, "WAL file format"); frames
+ * count only while their salts match the header's (older ones belong to a WAL already checkpointed).
+ */
+function walCommits(file: string): number {
+  const wal = readFileSync(`${file}-wal`);
+  if (wal.length < 32) return 0;
+  const pageSize = wal.readUInt32BE(8);
+  const [salt1, salt2] = [wal.readUInt32BE(16), wal.readUInt32BE(20)];
+  let commits = 0;
+  for (let off = 32; off + 24 + pageSize <= wal.length; off += 24 + pageSize) {
+    if (wal.readUInt32BE(off + 8) !== salt1 || wal.readUInt32BE(off + 12) !== salt2) break;
+    if (wal.readUInt32BE(off + 4) !== 0) commits++;
+  }
+  return commits;
+}
+
+/**
+ * PostgreSQL: how many transactions journalled writes to these users. Each write's rg_changes row
+ * takes `at` from now(), the start time of the top-level transaction (savepoints included), so rows
+ * of one transaction share it and rows of two transactions do not. (xmin would not do: a write in a
+ * savepoint has a subtransaction's xid of its own.)
+ */
+async function pgTransactions(url: string, ids: string[]): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(DISTINCT at)::int AS n FROM rg_changes
+       WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(payload) e WHERE e->'user'->>'id' = ANY($1::text[]))`,
+      [ids],
+    );
+    return rows[0]!.n;
+  } finally {
+    await c.end();
+  }
+}
+
+interface Opened {
+  store: DirectoryStore;
+  /** Transactions that wrote these users (PostgreSQL) or committed since the mark (SQLite). */
+  transactions(ids: string[]): Promise<number>;
+  mark(): void;
+  /** Whether a separate connection sees the user: it was committed. */
+  visibleElsewhere(id: string): Promise<boolean>;
+}
+
+const kinds: { name: string; open(): Promise<Opened> }[] = [
+  {
+    name: 'sqlite',
+    async open() {
+      const dir: TempDir = await tempDir('rolegate-group-');
+      const file = join(dir.path, 'directory.db');
+      const store = await openStore(`sqlite:${file}`);
+      cleanups.push(async () => {
+        await store.close();
+        await dir.cleanup();
+      });
+      let before = 0;
+      return {
+        store,
+        mark: () => (before = walCommits(file)),
+        transactions: async () => walCommits(file) - before,
+        async visibleElsewhere(id) {
+          const other = await openStore(`sqlite:${file}`);
+          try {
+            return (await other.getUser(id)) !== undefined;
+          } finally {
+            await other.close();
+          }
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    async open() {
+      const db: TestDatabase = await createTestDatabase('group');
+      const store = await openStore(db.url);
+      cleanups.push(async () => {
+        await store.close();
+        await db.drop();
+      });
+      return {
+        store,
+        mark: () => undefined,
+        transactions: (ids) => pgTransactions(db.url, ids),
+        async visibleElsewhere(id) {
+          const c = new pg.Client({ connectionString: db.url });
+          await c.connect();
+          try {
+            return ((await c.query('SELECT 1 FROM rg_users WHERE id = $1', [id])).rowCount ?? 0) === 1;
+          } finally {
+            await c.end();
+          }
+        },
+      };
+    },
+  },
+];
+
+describe.each(kinds)('$name store', (kind) => {
+  it('forty concurrent writes share one transaction (was: one transaction, and one fsync, per write)', async () => {
+    const o = await kind.open();
+    o.mark();
+    const users = await Promise.all(Array.from({ length: 40 }, (_, i) => o.store.createUser(userAttrs(`burst${i}@corp.example`))));
+    const ids = users.map((u) => u.id);
+    expect(new Set(ids).size).toBe(40);
+    expect(await o.transactions(ids)).toBe(1);
+    // Writes that follow one another still commit one by one.
+    o.mark();
+    const a = await o.store.createUser(userAttrs('after1@corp.example'));
+    const b = await o.store.createUser(userAttrs('after2@corp.example'));
+    expect(await o.transactions([a.id, b.id])).toBe(2);
+  });
+
+  it('a write that fails inside a shared transaction fails alone; the others commit and are published in order', async () => {
+    const o = await kind.open();
+    const existing = await o.store.createUser(userAttrs('taken@corp.example'));
+    const published: DirectoryChange[][] = [];
+    o.store.subscribe((changes) => published.push(changes));
+    const outcomes = await Promise.allSettled([
+      o.store.createUser(userAttrs('first@corp.example')),
+      o.store.createUser(userAttrs('TAKEN@corp.example')),
+      // Taken by the write just before it, in the same transaction.
+      o.store.createUser(userAttrs('First@corp.example')),
+      o.store.updateUser('no-such-user', (c) => c.attributes),
+      o.store.updateUser(existing.id, (c) => ({ ...c.attributes, active: false })),
+      o.store.updateUser(existing.id, () => {
+        throw new ScimError(400, 'invalidValue', 'refused by the mutation');
+      }),
+      o.store.createUser(userAttrs('last@corp.example')),
+    ]);
+    expect(outcomes.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    const errors = outcomes.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as ScimError);
+    expect(errors.map((e) => [e.status, e.scimType])).toEqual([[409, 'uniqueness'], [409, 'uniqueness'], [404, undefined], [400, 'invalidValue']]);
+    expect(published.map((b) => b.map((c) => (c.type === 'user.upserted' ? `${c.user.userName}:${c.user.active}` : c.type)))).toEqual([
+      ['first@corp.example:true'],
+      ['taken@corp.example:false'],
+      ['last@corp.example:true'],
+    ]);
+    expect((await o.store.getUser(existing.id))?.attributes.active).toBe(false);
+    expect((await o.store.listUsers({ offset: 0, limit: 10 })).total).toBe(3);
+  });
+
+  it('a write is answered only when another connection can already see it (committed)', async () => {
+    const o = await kind.open();
+    const seen = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => o.store.createUser(userAttrs(`seen${i}@corp.example`)).then((u) => o.visibleElsewhere(u.id))),
+    );
+    expect(seen).toEqual(Array.from({ length: 10 }, () => true));
+  });
+});
