@@ -54,6 +54,8 @@ export interface BenchTargetOptions {
   maxSessions: number;
   /** pgbouncer default_pool_size = rolegate upstream.pool.idle. */
   poolSize: number;
+  /** More top-level YAML for both rolegate configs (e.g. `audit: { statements: false }`). */
+  rolegateConfig?: string;
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0;
@@ -126,6 +128,7 @@ directory: { store: "sqlite:${join(rdir, 'directory.db')}" }
 scim: { tokens: ["\${BENCH_SCIM_TOKEN}"] }
 admin: { listen: "127.0.0.1:${adminPort}" }
 log: { level: warn }
+${opts.rolegateConfig ?? ''}
 `, adminPort, { BENCH_ROLE_PASSWORD: rolePassword, BENCH_SCIM_TOKEN: scimToken });
       stops.push(() => serve.stop());
       await provisionBenchPerson(serve.adminUrl, scimToken);
