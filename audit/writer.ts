@@ -1,6 +1,6 @@
 // The audit log's writer as the rest of the process sees it (docs/design.md §6): events are turned
-// into JSON here, in the order they are emitted, and handed in batches (one per turn of the event loop)
-// to the appender in the writer's own thread (audit/appender.ts, audit/writer-worker.ts), which seals,
+// into JSON here, in the order they are emitted, and handed in batches (one string every 10 ms, or at
+// once when someone waits) to the appender in the writer's own thread (audit/appender.ts, audit/writer-worker.ts), which seals,
 // hashes and appends them off the relay's event loop. What is on disk comes back as counts, so a
 // caller can wait for its event (`flushed`) and everyone can see whether the log can be written.
 import { existsSync } from 'node:fs';
