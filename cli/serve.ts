@@ -27,11 +27,13 @@ export async function runServe(configFile: string): Promise<void> {
   const result = await loadConfigFile(configFile, process.env);
   if (!result.ok) return fail(EXIT.usage, result.problems.map((p) => `${configFile}: ${p.path}: ${p.message}`));
   const config = result.config;
-  const logger = createLogger(config.log.level);
+  const processLogger = createLogger(config.log.level);
   const instance = process.env.ROLEGATE_INSTANCE ?? `${hostname()}:${process.pid}`;
   const workers = workerCount(config);
-  if (workers > 1 && cluster.isPrimary) return supervise(workers, instance, logger);
+  if (workers > 1 && cluster.isPrimary) return supervise(workers, instance, processLogger);
   const peers = cluster.isWorker ? new WorkerPeers(Number(process.env[WORKER_ENV])) : undefined;
+  // The workers share stdout: each line says which one wrote it.
+  const logger = peers ? processLogger.child({ worker: peers.worker }) : processLogger;
   let server;
   try {
     // Loaded here, not at the top: a supervisor never runs a server and stays small.
