@@ -5,7 +5,7 @@
 // pgbouncer (session mode) alongside. Targets alternate round by round; every raw run is printed.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -118,8 +118,8 @@ log: { level: warn }
     };
     console.log(`\nmachine: ${availableParallelism()} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} before the runs; node ${process.version}; ${versionRows[0]?.v.split(',')[0] ?? ''}; ${await version('/usr/sbin/pgbouncer')}; rolegate ${await commit()}`);
     console.log(`pools: pgbouncer session mode default_pool_size ${POOL}; rolegate upstream.pool.idle ${POOL} per worker; TLS 1.3 on both legs of every target; PostgreSQL store (on the upstream's cluster)`);
-    console.log('\n| round | workload | target | tps | CPU s (all processes of the target) | CPU per tx | busiest worker\'s share |');
-    console.log('|---|---|---|---:|---:|---:|---:|');
+    console.log('\n| round | workload | target | tps | CPU s (all processes of the target) | CPU per tx | context switches per tx | busiest worker\'s share |');
+    console.log('|---|---|---|---:|---:|---:|---:|---:|');
 
     // A fresh worker fetches the issuer's keys and fills its upstream pool at its first logins, and
     // under a busy machine that can outlast a short run: every target is warmed up first, unmeasured.
@@ -127,6 +127,7 @@ log: { level: warn }
 
     const tps = new Map<string, number[]>();
     const cpuPerTx = new Map<string, number[]>();
+    const switchesPerTx = new Map<string, number[]>();
     const busiest = new Map<string, number[]>();
     const supervisorShare = new Map<string, number[]>();
     for (let round = 0; round < opts.rounds; round++) {
@@ -137,13 +138,16 @@ log: { level: warn }
           const pids = target.pids();
           const workerPids = target.workerPids();
           const before = pids.map(cpuSeconds);
+          const switchesBefore = contextSwitches(pids);
           const workersBefore = workerPids.map(cpuSeconds);
           const value = await pgbench(cluster.binDir, target, [...w.args], opts.seconds);
           const used = pids.map((p, i) => cpuSeconds(p) - (before[i] ?? NaN));
           const total = used.reduce((a, b) => a + b, 0);
+          const switches = (contextSwitches(pids) - switchesBefore) / (value * opts.seconds);
           const key = `${w.name}|${t}`;
           push(tps, key, value);
           push(cpuPerTx, key, (total * 1e6) / (value * opts.seconds));
+          push(switchesPerTx, key, switches);
           let share = '';
           if (workerPids.length > 0) {
             const perWorker = workerPids.map((p, i) => cpuSeconds(p) - (workersBefore[i] ?? NaN));
@@ -153,7 +157,7 @@ log: { level: warn }
             push(supervisorShare, key, (used[0] ?? 0) / total);
             share = top.toFixed(2);
           }
-          console.log(`| ${round + 1} | ${w.name} | ${t} | ${value.toFixed(0)} | ${total.toFixed(2)} | ${((total * 1e6) / (value * opts.seconds)).toFixed(0)} µs | ${share} |`);
+          console.log(`| ${round + 1} | ${w.name} | ${t} | ${value.toFixed(0)} | ${total.toFixed(2)} | ${((total * 1e6) / (value * opts.seconds)).toFixed(0)} µs | ${switches.toFixed(2)} | ${share} |`);
         }
       }
     }
@@ -166,6 +170,7 @@ log: { level: warn }
         const key = `${w.name}|${t}`;
         rows.push({ name: `${w.name}: ${t} tps`, value: median(tps.get(key)), unit: 'tps' });
         rows.push({ name: `${w.name}: ${t} CPU per transaction`, value: median(cpuPerTx.get(key)), unit: 'µs' });
+        rows.push({ name: `${w.name}: ${t} context switches per transaction`, value: median(switchesPerTx.get(key)), unit: '' });
         if (t !== 'pgbouncer') rows.push({ name: `${w.name}: ${t} / pgbouncer`, value: median(tps.get(key)) / bouncerTps, unit: 'x' });
       }
       rows.push({
@@ -216,6 +221,31 @@ function childrenOf(pid: number | undefined): number[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Voluntary and involuntary context switches of every thread of `pids` so far: how often the
+ * proxy went to sleep and woke up, which on a busy machine costs more than the work done per wake-up.
+ */
+function contextSwitches(pids: number[]): number {
+  let n = 0;
+  for (const pid of pids) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch {
+        // the thread ended
+      }
+    }
+  }
+  return n;
 }
 
 function rssMiB(pids: number[]): number {

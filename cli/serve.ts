@@ -25,7 +25,7 @@ function preferCompactHeap(): void {
 export async function runServe(configFile: string): Promise<void> {
   preferCompactHeap();
   const result = await loadConfigFile(configFile, process.env);
-  if (!result.ok) return fail(EXIT.usage, result.problems.map((p) => `${configFile}: ${p.path}: ${p.message}`));
+  if (!result.ok) return failToStart(EXIT.usage, result.problems.map((p) => `${configFile}: ${p.path}: ${p.message}`));
   const config = result.config;
   const processLogger = createLogger(config.log.level);
   const instance = process.env.ROLEGATE_INSTANCE ?? `${hostname()}:${process.pid}`;
@@ -41,7 +41,8 @@ export async function runServe(configFile: string): Promise<void> {
     server = await startServer(config, { logger, instance, ...(peers ? { workers: peers } : {}) });
   } catch (err) {
     logger.error({ err }, 'start failed');
-    return fail(EXIT.failure, [`cannot start: ${oneLine(err)}`]);
+    logger.flush();
+    return failToStart(EXIT.failure, [`cannot start: ${oneLine(err)}`]);
   }
   const running = server;
   let stopping = false;
@@ -60,10 +61,9 @@ export async function runServe(configFile: string): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
   } else {
     // A worker hears a Ctrl+C twice (from the terminal, and forwarded by the supervisor): both drain
-    // once. A worker whose supervisor is gone no longer receives connections: it drains and exits.
+    // once. (A worker whose supervisor is gone is ended by node:cluster itself, at once.)
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('disconnect', () => stop('supervisor gone'));
   }
   // SIGHUP re-reads the file: roles, credentials and certificates change; listeners and the store
   // stay. A file that no longer validates is reported and the running configuration kept.
@@ -81,6 +81,15 @@ export async function runServe(configFile: string): Promise<void> {
     logger.flush();
     process.exit(EXIT.failure);
   });
+}
+
+/**
+ * Reports why `serve` cannot start. A single process then ends by itself (nothing keeps it alive); a
+ * worker's IPC channel would keep it running, so it exits, and the supervisor sees the code.
+ */
+function failToStart(code: number, lines: readonly string[]): void {
+  fail(code, lines);
+  if (cluster.isWorker) process.exit(code);
 }
 
 /** `proxy.workers`, with `auto` as the number of CPUs this process may use. */

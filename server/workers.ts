@@ -109,7 +109,7 @@ export function superviseWorkers(opts: SupervisorOptions): Supervisor {
       case 'started':
         slot.started = true;
         slot.startedAt = Date.now();
-        logger.info({ worker: slot.k, pid: worker.process.pid }, 'worker started');
+        logger.info({ worker: slot.k, workerPid: worker.process.pid }, 'worker started');
         if (phase === 'starting' && slots.every((s) => s.started)) {
           phase = 'running';
           logger.info({ workers: opts.count }, 'all workers started');
@@ -170,11 +170,12 @@ export function superviseWorkers(opts: SupervisorOptions): Supervisor {
       exitCode = code !== null && code !== 0 ? code : 1;
       return stop('failed start');
     }
-    // Dies after it ran: restart it, sooner if it had been running for a while.
-    if (Date.now() - slot.startedAt >= RESTART_BACKOFF.stableAfterMs) slot.failures = 0;
+    // Dies after it ran: restart it; the backoff starts over only for a worker that had served a while
+    // (one that dies again while starting keeps backing off).
+    if (wasStarted && Date.now() - slot.startedAt >= RESTART_BACKOFF.stableAfterMs) slot.failures = 0;
     const delay = Math.min(RESTART_BACKOFF.firstMs * 2 ** slot.failures, RESTART_BACKOFF.maxMs);
     slot.failures++;
-    logger.error({ worker: slot.k, pid: worker.process.pid, code, signal, restartInMs: delay }, 'worker exited unexpectedly; restarting it');
+    logger.error({ worker: slot.k, workerPid: worker.process.pid, code, signal, restartInMs: delay }, 'worker exited unexpectedly; restarting it');
     slot.timer = setTimeout(() => fork(slot), delay);
   }
 

@@ -99,8 +99,8 @@ function workerPid(k: number): number | undefined {
   let pid: number | undefined;
   for (const line of gw.serve.output().split('\n')) {
     if (!line.startsWith('{')) continue;
-    const e = JSON.parse(line) as { msg?: string; worker?: number; pid?: number };
-    if (e.msg === 'worker started' && e.worker === k) pid = e.pid;
+    const e = JSON.parse(line) as { msg?: string; worker?: number; workerPid?: number };
+    if (e.msg === 'worker started' && e.worker === k) pid = e.workerPid;
   }
   return pid;
 }
