@@ -36,7 +36,7 @@ export async function runServe(configFile: string): Promise<void> {
   const logger = peers ? processLogger.child({ worker: peers.worker }) : processLogger;
   let server;
   try {
-    // Loaded here, not at the top: a supervisor never runs a server and stays small.
+    // Loaded here, not at the top: a supervisor never loads the server's modules.
     const { startServer } = await import('../server/start.js');
     server = await startServer(config, { logger, instance, ...(peers ? { workers: peers } : {}) });
   } catch (err) {
