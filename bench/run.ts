@@ -47,11 +47,11 @@ function print(title: string, rows: BenchRow[]): boolean {
     const value = r.value >= 100 ? r.value.toFixed(0) : r.value >= 10 ? r.value.toFixed(1) : r.value.toFixed(3);
     let verdict = '';
     if (r.target) {
-      const pass = r.value <= r.target.limit;
+      const pass = r.target.op === '>=' ? r.value >= r.target.limit : r.value <= r.target.limit;
       ok &&= pass;
       verdict = pass ? 'PASS' : 'FAIL';
     }
-    console.log(`| ${r.name} | ${value} ${r.unit} | ${r.target ? `<= ${r.target.limit} ${r.unit}` : ''} | ${verdict} |`);
+    console.log(`| ${r.name} | ${value} ${r.unit} | ${r.target ? `${r.target.op} ${r.target.limit} ${r.unit}` : ''} | ${verdict} |`);
   }
   return ok;
 }
@@ -99,7 +99,7 @@ async function main(): Promise<number> {
         rounds: Number(values.rounds),
         idleSessions: Number(values.idle),
       });
-      ok = print(`Proxy: pgbench, ${values.seconds}s per run, median of ${values.rounds} alternating rounds, TLS everywhere`, rows) && ok;
+      ok = print(`Proxy: pgbench, ${values.seconds}s per run, median of ${values.rounds} alternating rounds, TLS on both legs and plain TCP on both legs`, rows) && ok;
     }
     if (values.only === undefined || values.only === 'provision') {
       const provisionDir = join(dir, 'provision');

@@ -21,7 +21,7 @@ export interface BenchRow {
   name: string;
   value: number;
   unit: string;
-  target?: { op: '<='; limit: number };
+  target?: { op: '<=' | '>='; limit: number };
 }
 
 const TOKEN = randomBytes(24).toString('base64url');

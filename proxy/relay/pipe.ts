@@ -31,6 +31,15 @@ export interface RelayOptions {
    * ends the relay as `client_exit` (a client's Terminate, so its upstream connection can be reused).
    */
   readonly keepClientChunk?: (chunk: Buffer) => boolean;
+  /**
+   * The server socket's reads without its stream layer (proxy/upstream/transport.ts `DirectReads`):
+   * each chunk is a view of the socket's read buffer, valid until the sink returns unless the sink
+   * says it kept it. Data already in the socket's Readable (unshifted) still comes as 'data'.
+   */
+  readonly serverReads?: {
+    attach(sink: (chunk: Buffer) => boolean): void;
+    detach(): void;
+  };
 }
 
 export interface Relay {
@@ -80,6 +89,12 @@ export function relay(
     if (fromServer !== undefined && !tap(fromServer, chunk)) return;
     if (!client.write(chunk)) server.pause();
   }
+  // A chunk the client socket has not finished writing (queued behind another write, or partly
+  // written) is still referenced by it: the read buffer it lives in must not be reused.
+  function onServerRead(chunk: Buffer): boolean {
+    onServerData(chunk);
+    return client.writableLength > 0;
+  }
   // The tap sees each chunk before it is forwarded, so an audit record can precede the effect.
   function tap(t: Tap, chunk: Buffer): boolean {
     try {
@@ -120,9 +135,11 @@ export function relay(
   client.on('error', onClientError);
   server.on('data', onServerData).on('drain', onServerDrain).on('end', onServerEnd).on('close', onServerEnd);
   server.on('error', onServerError);
+  opts.serverReads?.attach(onServerRead);
 
   function detach(): void {
     stopped = true;
+    opts.serverReads?.detach();
     client.off('data', onClientData).off('drain', onClientDrain).off('end', onClientEnd).off('close', onClientEnd);
     client.off('error', onClientError);
     server.off('data', onServerData).off('drain', onServerDrain).off('end', onServerEnd).off('close', onServerEnd);

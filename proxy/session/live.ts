@@ -12,7 +12,7 @@ import { createMessageTap, type MessageTapOptions } from '../relay/message-tap.j
 import { Outstanding } from '../relay/outstanding.js';
 import { relay, type Relay, type RelayEndReason } from '../relay/pipe.js';
 import { StatementTracker, clientPrefixLimit, serverPrefixLimit, type StatementRecord } from '../relay/statements.js';
-import { sendCancel, type UpstreamConnection } from '../upstream/index.js';
+import { directReadsOf, sendCancel, type UpstreamConnection } from '../upstream/index.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { authenticationOk, backendKeyData, errorResponse, parameterStatus, readyForQuery, type TransactionStatus } from '../wire/backend-writer.js';
 import { TERMINATE } from '../wire/frontend-writer.js';
@@ -175,7 +175,12 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     stream.write(Buffer.concat(reply));
     if (upstream.pending.length > 0) upstream.socket.unshift(upstream.pending);
     if (input.rest.length > 0) stream.unshift(input.rest);
-    pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd, input.pool ? { keepClientChunk } : {});
+    // A plain upstream socket hands its reads to the relay without a stream layer.
+    const serverReads = directReadsOf(upstream.socket);
+    pipe = relay(stream, upstream.socket, { fromClient, fromServer }, onRelayEnd, {
+      ...(input.pool ? { keepClientChunk } : {}),
+      ...(serverReads === undefined ? {} : { serverReads }),
+    });
     if (deps.settings.idleTimeoutMs > 0) {
       stream.on('data', () => (lastActivity = deps.now()));
     }

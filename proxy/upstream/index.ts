@@ -5,5 +5,5 @@ export type { BackendKey, UpstreamConnection, UpstreamCredentials, UpstreamLogin
 export { sendCancel } from './cancel.js';
 export type { CancelOptions } from './cancel.js';
 export { UpstreamError, UpstreamErrorCode, UpstreamServerError } from './errors.js';
-export { TlsMode } from './transport.js';
-export type { ClientCertificate, UpstreamTls } from './transport.js';
+export { TlsMode, directReadsOf } from './transport.js';
+export type { ClientCertificate, DirectReads, UpstreamTls } from './transport.js';

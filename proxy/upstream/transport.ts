@@ -25,10 +25,83 @@ export type UpstreamTls = {
 /** PEM client certificate and key for `cert` authentication. */
 export type ClientCertificate = { cert: string | Buffer; key: string | Buffer };
 
-/** Opens a TCP connection; resolves once connected. */
-export function dial(host: string, port: number): Promise<net.Socket> {
+/**
+ * A plain upstream socket's reads, delivered without a stream layer. Node reads each chunk into a
+ * buffer of its own choosing (`onread`, docs/design.md §2 step 8) instead of allocating a 64 KiB
+ * buffer per read and pushing it through the socket's Readable. Until a sink is attached the chunks
+ * are copied into the Readable, so the socket behaves like any other ('data', pause, unshift); the
+ * relay attaches a sink for the session's lifetime.
+ */
+export interface DirectReads {
+  /**
+   * Chunks go to `sink` until `detach`. `sink` returns true when it may still hold the chunk after
+   * it returns (a write that did not finish at once): the next read then goes into a new buffer.
+   * Pausing the socket stops the reads (readStop), resuming restarts them, as for any socket.
+   */
+  attach(sink: (chunk: Buffer) => boolean): void;
+  detach(): void;
+}
+
+/** Bytes one read can take into a connection's own buffer (PostgreSQL sends at most 8 KiB a send). */
+const DIRECT_READ_SIZE = 32 * 1024;
+/**
+ * Every plain upstream socket reads into this one buffer until a relay attaches: those chunks are
+ * copied out before the callback returns (so nothing ever holds it), and an idle session costs no
+ * buffer of its own.
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafeSlow(DIRECT_READ_SIZE);
+const directReads = new WeakMap<net.Socket, DirectReads>();
+
+/** The direct reads of a socket from `dial(…, { direct: true })`, or undefined. */
+export function directReadsOf(socket: net.Socket): DirectReads | undefined {
+  return directReads.get(socket);
+}
+
+function copyOf(buf: Uint8Array, n: number): Buffer {
+  const c = Buffer.allocUnsafe(n);
+  c.set(buf.subarray(0, n));
+  return c;
+}
+
+/**
+ * Opens a TCP connection; resolves once connected. `direct`: reads land in a reused buffer and can be
+ * taken by a sink (see DirectReads); only for sockets that stay plain TCP (a TLS upgrade takes the
+ * socket's reads over natively).
+ */
+export function dial(host: string, port: number, opts: { direct?: boolean } = {}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    let socket: net.Socket;
+    if (opts.direct === true) {
+      let sink: ((chunk: Buffer) => boolean) | undefined;
+      // The connection's own buffer while a sink is attached; dropped when the sink may still hold it.
+      let own: Buffer | undefined;
+      socket = net.connect({
+        host,
+        port,
+        onread: {
+          // Called once at connect and again after every read: the buffer the next read goes into.
+          buffer: () => (sink === undefined ? SHARED_READ_BUFFER : (own ??= Buffer.allocUnsafeSlow(DIRECT_READ_SIZE))),
+          callback: (n, buf) => {
+            // Without a sink, or for a read that still landed in the shared buffer: a copy, so the
+            // buffer is free again when this returns. push() returning false stops reading, as it
+            // does for any socket whose reader is behind.
+            if (sink === undefined) return socket.push(copyOf(buf, n));
+            if (buf === SHARED_READ_BUFFER) {
+              sink(copyOf(buf, n));
+              return true;
+            }
+            if (sink((buf as Buffer).subarray(0, n))) own = undefined;
+            return true;
+          },
+        },
+      });
+      directReads.set(socket, {
+        attach: (s) => (sink = s),
+        detach: () => (sink = undefined),
+      });
+    } else {
+      socket = net.connect({ host, port });
+    }
     // libpq sets TCP_NODELAY and keepalives; login messages are small and latency-bound.
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
@@ -173,7 +246,7 @@ export async function openTransport(
   clientCert: ClientCertificate | undefined,
   track: (socket: net.Socket) => void,
 ): Promise<net.Socket | tls.TLSSocket> {
-  const raw = await dial(host, port);
+  const raw = await dial(host, port, { direct: settings.mode === TlsMode.disable });
   track(raw);
   if (settings.mode === TlsMode.disable) return raw;
   // The raw socket stays wrapped under TLS; an error on it must not go unhandled once we return.

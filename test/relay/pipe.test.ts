@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { createMessageTap } from '../../proxy/relay/message-tap.js';
 import { relay } from '../../proxy/relay/pipe.js';
+import { dial, directReadsOf } from '../../proxy/upstream/transport.js';
 import type { Relay, RelayEndInfo, RelayEndReason, Tap } from '../../proxy/relay/pipe.js';
 import { decodeBackendMessage } from '../../proxy/wire/backend-decode.js';
 import { decodeFrontendMessage } from '../../proxy/wire/frontend-decode.js';
@@ -49,24 +50,42 @@ interface Harness {
   ends: [RelayEndReason, RelayEndInfo][];
 }
 
-async function harness(taps: { fromClient?: Tap; fromServer?: Tap } = {}): Promise<Harness> {
+/** Like socketPair, but `inner` is a plain upstream socket reading without its stream layer. */
+async function directPair(): Promise<{ outer: Socket; inner: Socket }> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const [inner, [outer]] = await Promise.all([dial('127.0.0.1', (server.address() as AddressInfo).port, { direct: true }), accepted]);
+  server.close();
+  inner.on('error', () => {});
+  outer.on('error', () => {});
+  cleanups.push(() => {
+    outer.destroy();
+    inner.destroy();
+  });
+  return { outer, inner };
+}
+
+async function harness(taps: { fromClient?: Tap; fromServer?: Tap } = {}, opts: { directServer?: boolean } = {}): Promise<Harness> {
   const a = await socketPair();
-  const b = await socketPair();
+  const b = opts.directServer === true ? await directPair() : await socketPair();
   const ends: [RelayEndReason, RelayEndInfo][] = [];
   let resolve: (v: [RelayEndReason, RelayEndInfo]) => void = () => {};
   const ended = new Promise<[RelayEndReason, RelayEndInfo]>((r) => (resolve = r));
+  const serverReads = directReadsOf(b.inner);
   const handle = relay(a.inner, b.inner, taps, (reason, info) => {
     ends.push([reason, info]);
     resolve([reason, info]);
-  });
+  }, serverReads === undefined ? {} : { serverReads });
   return { client: a.outer, server: b.outer, proxyClient: a.inner, proxyServer: b.inner, handle, ended, ends };
 }
 
 const EVENTS = ['data', 'drain', 'end', 'close', 'error'] as const;
 const counts = (s: Socket): number[] => EVENTS.map((e) => s.listenerCount(e));
 
-/** Reads `n` bytes from `sock`, hashing them. */
-function readHash(sock: Socket, n: number, slow = false): Promise<string> {
+/** Reads `n` bytes from `sock`, hashing them; `slow` pauses after each chunk (up to `slowFor` bytes). */
+function readHash(sock: Socket, n: number, slow = false, slowFor = Infinity): Promise<string> {
   const hash = createHash('sha256');
   let got = 0;
   return new Promise((resolve, reject) => {
@@ -75,7 +94,7 @@ function readHash(sock: Socket, n: number, slow = false): Promise<string> {
       hash.update(chunk);
       got += chunk.length;
       if (got >= n) resolve(hash.digest('hex'));
-      else if (slow) {
+      else if (slow && got < slowFor) {
         sock.pause();
         setTimeout(() => sock.resume(), 1);
       }
@@ -247,6 +266,93 @@ describe('relay', () => {
       clearInterval(sampler);
     }
   }, 120_000);
+});
+
+describe('relay from a plain upstream socket read without its stream layer', () => {
+  it('a slow client while the server sends small pieces: no read overwrites a chunk a write still holds', async () => {
+    // A client that does not keep up leaves writes unfinished (queued behind another, or partly
+    // written) while the relay goes on reading, since the queue is under the high-water mark: the
+    // read buffer those writes point into must not take the next read, or the client would get
+    // later bytes in place of earlier ones.
+    const h = await harness({}, { directServer: true });
+    const total = 8_000_000;
+    const sent = createHash('sha256');
+    const received = createHash('sha256');
+    let got = 0;
+    const done = new Promise<void>((resolve) => {
+      h.client.on('data', (chunk: Buffer) => {
+        received.update(chunk);
+        got += chunk.length;
+        if (got >= total) return resolve();
+        if (got < total / 2) {
+          h.client.pause();
+          setTimeout(() => h.client.resume(), 30);
+        }
+      });
+    });
+    const base = process.memoryUsage().rss;
+    for (let off = 0; off < total; off += 3000) {
+      const piece = randomBytes(Math.min(3000, total - off));
+      sent.update(piece);
+      if (!h.server.write(piece)) await once(h.server, 'drain');
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    await done;
+    expect(received.digest('hex')).toBe(sent.digest('hex'));
+    expect(h.handle.bytesOut).toBe(total);
+    expect(process.memoryUsage().rss - base).toBeLessThan(64 << 20);
+  }, 60_000);
+
+  it('16 MB each way through taps with slow readers: bytes identical', async () => {
+    const fromServer = createMessageTap({ maxPrefix: 16, interesting: new Set([BackendType.dataRow]), onMessage: () => {} });
+    const h = await harness({ fromServer }, { directServer: true });
+    const total = 16 << 20;
+    const source = randomBytes(1 << 20);
+    const [down, up, wroteDown, wroteUp] = await Promise.all([
+      readHash(h.client, total, true, total / 2),
+      readHash(h.server, total, true),
+      writeMessages(h.server, total, BackendType.dataRow, source),
+      writeMessages(h.client, total, FrontendType.copyData, source),
+    ]);
+    expect(down).toBe(wroteDown);
+    expect(up).toBe(wroteUp);
+    expect(fromServer.violation).toBeUndefined();
+  }, 60_000);
+
+  it('bytes unshifted before the relay come first; stopped, the socket reads as a stream again', async () => {
+    const { outer: db, inner: upstream } = await directPair();
+    const { outer: app, inner: proxyClient } = await socketPair();
+    // Before the relay (the login): reads arrive as 'data' copies, which later reads do not overwrite.
+    const first: Buffer[] = [];
+    upstream.on('data', (c: Buffer) => first.push(c));
+    db.write('login-reply|pending');
+    await new Promise<void>((r) => setTimeout(r, 50));
+    upstream.removeAllListeners('data');
+    upstream.pause();
+    const got = Buffer.concat(first).toString();
+    expect(got).toBe('login-reply|pending');
+    // The login read past its last message: those bytes go back onto the socket, like `upstream.pending`.
+    upstream.unshift(Buffer.from(got.slice('login-reply'.length)));
+    const received: Buffer[] = [];
+    app.on('data', (c: Buffer) => received.push(c));
+    const serverReads = directReadsOf(upstream);
+    if (serverReads === undefined) throw new Error('dial({ direct: true }) gave a socket without direct reads');
+    const handle = relay(proxyClient, upstream, {}, () => {}, { serverReads });
+    db.write('|relayed');
+    await new Promise<void>((r) => setTimeout(r, 50));
+    expect(Buffer.concat(received).toString()).toBe('|pending|relayed');
+    // Handed back (the pool's reset reads it): 'data' again, and the relay sees nothing.
+    handle.stop();
+    const after: Buffer[] = [];
+    upstream.on('data', (c: Buffer) => after.push(c));
+    upstream.resume();
+    db.write('reset-reply');
+    await new Promise<void>((r) => setTimeout(r, 50));
+    expect(Buffer.concat(after).toString()).toBe('reset-reply');
+    expect(Buffer.concat(received).toString()).toBe('|pending|relayed');
+    expect(first.map((b) => b.toString()).join('')).toBe('login-reply|pending');
+    expect(handle.bytesOut).toBe('|pending|relayed'.length);
+  });
 });
 
 describe('a real PostgreSQL session through the relay', () => {
