@@ -32,6 +32,8 @@ export interface LoginBenchOptions {
   concurrency: number;
   /** Idle sessions held for the memory figure (1,000). */
   idleSessions: number;
+  /** Which figures to take (all by default): `connect` (pgbench -C), `cpu` (the login storms), `memory`. */
+  parts?: ReadonlySet<'connect' | 'cpu' | 'memory'>;
 }
 
 /** pgbouncer's default_pool_size, and what rolegate's `upstream.pool.idle` defaults to. */
@@ -107,6 +109,7 @@ log: { level: warn }
       { name: 'pool size: rolegate upstream.pool.idle (its default)', value: poolSetting(config('verify-full', true), serveEnv, opts.dir), unit: 'connections' },
     ];
 
+    const parts = opts.parts ?? new Set(['connect', 'cpu', 'memory'] as const);
     // pgbench -S -C: a new connection per transaction, 4 clients, alternating targets per round.
     const targets: Record<Target, { port: number; user: string; password: string }> = {
       direct: { port: pgPort, user: 'bench_user', password: rolePassword },
@@ -116,7 +119,7 @@ log: { level: warn }
     const pids: Record<Target, () => number | undefined> = { direct: () => undefined, pgbouncer: bouncer.pid, rolegate: () => rolegate.child.pid };
     const connMs = new Map<Target, number[]>();
     const cpuPerConn = new Map<Target, number[]>();
-    for (let round = 0; round < opts.rounds; round++) {
+    for (let round = 0; round < (parts.has('connect') ? opts.rounds : 0); round++) {
       const order: Target[] = round % 2 === 0 ? ['direct', 'pgbouncer', 'rolegate'] : ['rolegate', 'pgbouncer', 'direct'];
       for (const t of order) {
         const cpu0 = cpuSeconds(pids[t]());
@@ -128,7 +131,7 @@ log: { level: warn }
       }
     }
     const [d, b, g] = (['direct', 'pgbouncer', 'rolegate'] as const).map((t) => median(connMs.get(t) ?? []));
-    rows.push(
+    if (parts.has('connect')) rows.push(
       { name: 'pgbench -S -C, 4 clients: direct average connection time', value: d!, unit: 'ms' },
       { name: 'pgbench -S -C, 4 clients: pgbouncer average connection time', value: b!, unit: 'ms' },
       { name: 'pgbench -S -C, 4 clients: rolegate average connection time', value: g!, unit: 'ms' },
@@ -143,52 +146,59 @@ log: { level: warn }
     // concurrent, sessions beyond 20 close their upstream at goodbye and the next login pays a new
     // upstream TLS + SCRAM login; that case has its own rows.
     const target: LoginTarget = { port: proxyPort, user: 'bench@corp.example', password: token, database: 'bench', ca: caPem };
-    const warmUp = Math.min(200, opts.logins);
-    await loginStorm(target, rolegate, warmUp, opts.concurrency, 'fresh'); // JIT, pool
-    const small = await loginStorm(target, rolegate, opts.logins, opts.concurrency, 'fresh');
-    await rolegate.stop();
-    rolegate = await startRolegate('verify-full', true, opts.concurrency);
-    await loginStorm(target, rolegate, warmUp, opts.concurrency, 'fresh');
-    const fresh = await loginStorm(target, rolegate, opts.logins, opts.concurrency, 'fresh');
-    const resumed = await loginStorm(target, rolegate, opts.logins, opts.concurrency, 'resumed');
-    const at = `${opts.logins} logins, ${opts.concurrency} concurrent`;
-    rows.push(
-      { name: `rolegate CPU per fresh login, upstream from the pool (${at}, pool.idle ${opts.concurrency})`, value: fresh.cpuMsPerLogin, unit: 'ms', target: { op: '<=', limit: 1.5 } },
-      { name: 'fresh login latency p50', value: fresh.p50, unit: 'ms' },
-      { name: 'fresh login latency p99', value: fresh.p99, unit: 'ms' },
-      { name: 'fresh logins that needed a new upstream login', value: fresh.upstreamLogins, unit: 'logins' },
-      { name: `rolegate CPU per resumed login (TLS session ticket, ${at})`, value: resumed.cpuMsPerLogin, unit: 'ms' },
-      { name: 'resumed login latency p50', value: resumed.p50, unit: 'ms' },
-      { name: 'resumed login latency p99', value: resumed.p99, unit: 'ms' },
-      { name: 'logins that resumed their TLS session', value: resumed.resumedShare * 100, unit: '%' },
-      { name: `rolegate CPU per fresh login with the default pool (${at}, pool.idle ${POOL_SIZE})`, value: small.cpuMsPerLogin, unit: 'ms' },
-      { name: 'with the default pool: latency p50', value: small.p50, unit: 'ms' },
-      { name: 'with the default pool: latency p99', value: small.p99, unit: 'ms' },
-      { name: 'with the default pool: logins that needed a new upstream login', value: small.upstreamLogins, unit: 'logins' },
-    );
+    if (parts.has('cpu')) await loginStorms();
+    if (parts.has('memory')) await memory();
+    return rows;
 
-    // Idle authenticated sessions, each on a fresh `rolegate serve`: TLS on both legs (the target),
-    // then without the upstream TLS and without any TLS, which splits the cost per session.
-    const variants = [
-      { name: 'TLS both legs', upstreamTls: 'verify-full', clientTls: true },
-      { name: 'client TLS, plain upstream', upstreamTls: 'disable', clientTls: true },
-      { name: 'plain TCP both legs', upstreamTls: 'disable', clientTls: false },
-    ] as const;
-    for (const v of variants) {
+    async function loginStorms(): Promise<void> {
+      const warmUp = Math.min(200, opts.logins);
+      await loginStorm(target, rolegate, warmUp, opts.concurrency, 'fresh'); // JIT, pool
+      const small = await loginStorm(target, rolegate, opts.logins, opts.concurrency, 'fresh');
       await rolegate.stop();
-      rolegate = await startRolegate(v.upstreamTls, v.clientTls);
-      const m = await idleSessions({ ...target, tls: v.clientTls }, rolegate, opts.idleSessions);
-      console.error(`${opts.idleSessions} idle sessions, ${v.name}: RSS ${m.beforeMiB.toFixed(1)} -> ${m.afterMiB.toFixed(1)} MiB; JS heap used ${m.heapBeforeMiB.toFixed(1)} -> ${m.heapAfterMiB.toFixed(1)} MiB`);
-      const perSession = ((m.afterMiB - m.beforeMiB) * 1024) / opts.idleSessions;
-      if (v.clientTls && v.upstreamTls === 'verify-full') {
-        rows.push({ name: `rolegate RSS with ${opts.idleSessions} idle TLS sessions`, value: m.afterMiB, unit: 'MiB', target: { op: '<=', limit: 150 } });
-      }
+      rolegate = await startRolegate('verify-full', true, opts.concurrency);
+      await loginStorm(target, rolegate, warmUp, opts.concurrency, 'fresh');
+      const fresh = await loginStorm(target, rolegate, opts.logins, opts.concurrency, 'fresh');
+      const resumed = await loginStorm(target, rolegate, opts.logins, opts.concurrency, 'resumed');
+      const at = `${opts.logins} logins, ${opts.concurrency} concurrent`;
       rows.push(
-        { name: `RSS per idle session, ${v.name}`, value: perSession, unit: 'KiB' },
-        { name: `JS heap per idle session, ${v.name}`, value: ((m.heapAfterMiB - m.heapBeforeMiB) * 1024) / opts.idleSessions, unit: 'KiB' },
+        { name: `rolegate CPU per fresh login, upstream from the pool (${at}, pool.idle ${opts.concurrency})`, value: fresh.cpuMsPerLogin, unit: 'ms', target: { op: '<=', limit: 1.5 } },
+        { name: 'fresh login latency p50', value: fresh.p50, unit: 'ms' },
+        { name: 'fresh login latency p99', value: fresh.p99, unit: 'ms' },
+        { name: 'fresh logins that needed a new upstream login', value: fresh.upstreamLogins, unit: 'logins' },
+        { name: `rolegate CPU per resumed login (TLS session ticket, ${at})`, value: resumed.cpuMsPerLogin, unit: 'ms' },
+        { name: 'resumed login latency p50', value: resumed.p50, unit: 'ms' },
+        { name: 'resumed login latency p99', value: resumed.p99, unit: 'ms' },
+        { name: 'logins that resumed their TLS session', value: resumed.resumedShare * 100, unit: '%' },
+        { name: `rolegate CPU per fresh login with the default pool (${at}, pool.idle ${POOL_SIZE})`, value: small.cpuMsPerLogin, unit: 'ms' },
+        { name: 'with the default pool: latency p50', value: small.p50, unit: 'ms' },
+        { name: 'with the default pool: latency p99', value: small.p99, unit: 'ms' },
+        { name: 'with the default pool: logins that needed a new upstream login', value: small.upstreamLogins, unit: 'logins' },
       );
     }
-    return rows;
+
+    async function memory(): Promise<void> {
+      // Idle authenticated sessions, each on a fresh `rolegate serve`: TLS on both legs (the target),
+      // then without the upstream TLS and without any TLS, which splits the cost per session.
+      const variants = [
+        { name: 'TLS both legs', upstreamTls: 'verify-full', clientTls: true },
+        { name: 'client TLS, plain upstream', upstreamTls: 'disable', clientTls: true },
+        { name: 'plain TCP both legs', upstreamTls: 'disable', clientTls: false },
+      ] as const;
+      for (const v of variants) {
+        await rolegate.stop();
+        rolegate = await startRolegate(v.upstreamTls, v.clientTls);
+        const m = await idleSessions({ ...target, tls: v.clientTls }, rolegate, opts.idleSessions);
+        console.error(`${opts.idleSessions} idle sessions, ${v.name}: RSS ${m.beforeMiB.toFixed(1)} -> ${m.afterMiB.toFixed(1)} MiB; JS heap used ${m.heapBeforeMiB.toFixed(1)} -> ${m.heapAfterMiB.toFixed(1)} MiB`);
+        const perSession = ((m.afterMiB - m.beforeMiB) * 1024) / opts.idleSessions;
+        if (v.clientTls && v.upstreamTls === 'verify-full') {
+          rows.push({ name: `rolegate RSS with ${opts.idleSessions} idle TLS sessions`, value: m.afterMiB, unit: 'MiB', target: { op: '<=', limit: 150 } });
+        }
+        rows.push(
+          { name: `RSS per idle session, ${v.name}`, value: perSession, unit: 'KiB' },
+          { name: `JS heap per idle session, ${v.name}`, value: ((m.heapAfterMiB - m.heapBeforeMiB) * 1024) / opts.idleSessions, unit: 'KiB' },
+        );
+      }
+    }
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }

@@ -4,7 +4,7 @@
 // memory figure), --audit-bytes N (size of the generated audit file searched, default 1 GB), --people N
 // (per-user provisioning's bulk figures), --trials N (revocations timed), --concurrent N (concurrent
 // deactivations), --missed N (changes an instance misses before the catch-up figure), --logins N and
-// --login-concurrency N (the login figures: 2,000 logins, 50 at a time).
+// --login-concurrency N (the login figures: 2,000 logins, 50 at a time), --login-parts connect,cpu,memory.
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 // BENCH_AUDIT_AA=1 runs the audit figure's two gateways both with statement auditing off: the noise floor.
 import { randomBytes } from 'node:crypto';
@@ -38,6 +38,7 @@ const { values } = parseArgs({
     missed: { type: 'string', default: '10000' },
     logins: { type: 'string', default: '2000' },
     'login-concurrency': { type: 'string', default: '50' },
+    'login-parts': { type: 'string', default: 'connect,cpu,memory' },
   },
 });
 
@@ -115,6 +116,7 @@ async function main(): Promise<number> {
         logins: Number(values.logins),
         concurrency: Number(values['login-concurrency']),
         idleSessions: Number(values.idle),
+        parts: new Set(values['login-parts'].split(',') as ('connect' | 'cpu' | 'memory')[]),
       });
       const load = loadavg().map((l) => l.toFixed(1)).join(' ');
       ok = print(`Logins: pgbench -S -C (${values.seconds}s per run, median of ${values.rounds} alternating rounds), ${values.logins} logins at ${values['login-concurrency']} concurrent, ${values.idle} idle sessions; TLS on every leg (ECDSA P-256 certificates for every target), load average ${load}`, rows) && ok;
