@@ -7,7 +7,8 @@
 // fdatasync costs the kernel about as much for one line as for a thousand, and one per statement
 // costs more CPU than the statement. A batch that fails is kept and retried as it is (same lines,
 // same hashes): nothing is reordered, lost or written twice.
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { statSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { sealJson, type ChainHead } from './chain.js';
 import { eventJson } from './chain.js';
 import { seriesFile, type Series } from './files.js';
@@ -60,8 +61,9 @@ export class Appender {
   readonly #report: AppenderReport;
   readonly #instanceJson: string;
   readonly #signer: CheckpointSigner | undefined;
+  /** Batches from the owner (see `enqueue`) and how many events they hold. */
   #pending: string[] = [];
-  #pendingTs: string[] = [];
+  #pendingEvents = 0;
   #batch: Batch | undefined;
   #head: ChainHead;
   #lastWasCheckpoint = false;
@@ -91,13 +93,15 @@ export class Appender {
     this.#size = s.size;
   }
 
-  /** Queues events (JSON with `type` first, audit/chain.ts eventJson) and their ts strings. */
-  enqueue(events: readonly string[], ts: readonly string[]): void {
-    for (let i = 0; i < events.length; i++) {
-      this.#pending.push(events[i] as string);
-      this.#pendingTs.push(ts[i] as string);
-    }
-    if (events.length > 0) this.#lastWasCheckpoint = false;
+  /**
+   * Queues a batch of `events` events from the owner, one per line: `<ts>\t<event JSON>\n` (the JSON
+   * has `type` first, audit/chain.ts eventJson; JSON text never holds a raw tab or newline).
+   */
+  enqueue(batch: string, events: number): void {
+    if (events === 0) return;
+    this.#pending.push(batch);
+    this.#pendingEvents += events;
+    this.#lastWasCheckpoint = false;
     this.#kick();
   }
 
@@ -110,7 +114,7 @@ export class Appender {
   /** A signed checkpoint after the newest line, when there is anything new to vouch for. */
   requestCheckpoint(): void {
     if (this.#signer === undefined || this.#lastWasCheckpoint) return;
-    if (this.#head.seq === 0 && this.#pending.length === 0) return;
+    if (this.#head.seq === 0 && this.#pendingEvents === 0) return;
     this.#checkpointWanted = true;
     this.#kick();
   }
@@ -125,14 +129,14 @@ export class Appender {
     await Promise.race([drained, new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     if (this.#retry) clearTimeout(this.#retry);
     if (this.#syncTimer) clearTimeout(this.#syncTimer);
-    const unwritten = this.#pending.length + (this.#batch ? this.#batch.events : 0) + (this.#unsynced?.events ?? 0);
+    const unwritten = this.#pendingEvents + (this.#batch ? this.#batch.events : 0) + (this.#unsynced?.events ?? 0);
     await this.#fh?.close().catch(() => undefined);
     this.#fh = undefined;
     return { unwritten };
   }
 
   #busy(): boolean {
-    return this.#running || this.#batch !== undefined || this.#pending.length > 0 || this.#checkpointWanted || this.#unsynced !== undefined;
+    return this.#running || this.#batch !== undefined || this.#pendingEvents > 0 || this.#checkpointWanted || this.#unsynced !== undefined;
   }
 
   #kick(): void {
@@ -146,7 +150,7 @@ export class Appender {
     try {
       for (;;) {
         if (this.#batch === undefined) {
-          if (this.#pending.length === 0 && !this.#checkpointWanted) {
+          if (this.#pendingEvents === 0 && !this.#checkpointWanted) {
             // Nothing more to write: sync now if someone waits (or at close), then look again,
             // since events that arrived during the sync found this loop running and did not wake it.
             if (this.#unsynced !== undefined && (this.#syncWanted || this.#closing)) {
@@ -180,17 +184,22 @@ export class Appender {
     const sizes: number[] = [];
     let head = this.#head;
     let ts = '';
-    const events = this.#pending.length;
-    for (let i = 0; i < events; i++) {
-      ts = this.#pendingTs[i] as string;
-      const sealed = sealJson(this.#pending[i] as string, ts, this.#instanceJson, head);
-      const line = `${sealed.line}\n`;
-      lines.push(line);
-      sizes.push(Buffer.byteLength(line));
-      head = sealed.head;
+    for (const batch of this.#pending) {
+      for (let at = 0; at < batch.length; ) {
+        const tab = batch.indexOf('\t', at);
+        const end = batch.indexOf('\n', tab);
+        ts = batch.slice(at, tab);
+        const sealed = sealJson(batch.slice(tab + 1, end), ts, this.#instanceJson, head);
+        const line = `${sealed.line}\n`;
+        lines.push(line);
+        sizes.push(Buffer.byteLength(line));
+        head = sealed.head;
+        at = end + 1;
+      }
     }
+    const events = this.#pendingEvents;
     this.#pending = [];
-    this.#pendingTs = [];
+    this.#pendingEvents = 0;
     if (this.#checkpointWanted && this.#signer !== undefined && head.seq > 0) {
       ts = new Date().toISOString();
       const json = eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId });
@@ -225,9 +234,11 @@ export class Appender {
         batch.segment = { buf: Buffer.from(text, 'utf8'), lines: count, ino: this.#ino, off: 0 };
       }
       const seg = batch.segment;
-      const fh = this.#fh as FileHandle;
+      const fd = (this.#fh as FileHandle).fd;
+      // Synchronous: this thread has nothing else to do meanwhile, and a promise-based write costs
+      // two thread hand-offs (to libuv's pool and back) per batch, which cost more than the write.
       while (seg.off < seg.buf.length) {
-        const { bytesWritten } = await fh.write(seg.buf, seg.off, seg.buf.length - seg.off);
+        const bytesWritten = writeSync(fd, seg.buf, seg.off, seg.buf.length - seg.off);
         seg.off += bytesWritten;
         this.#size += bytesWritten;
       }
@@ -240,8 +251,8 @@ export class Appender {
   async #ensureFile(): Promise<void> {
     if (this.#fh !== undefined) {
       const path = seriesFile(this.#s.series, this.#n);
-      const onDisk = await stat(path).catch(() => undefined);
-      if (onDisk !== undefined && onDisk.ino === this.#ino) return;
+      // One stat per batch, synchronous (see #write); a path that cannot be read counts as replaced.
+      if (inodeAt(path) === this.#ino) return;
       // Lines written to an unlinked file would be lost: the chain goes on in a new file, and
       // `audit verify` shows the missing lines as a gap before it.
       this.#report.replaced(path);
@@ -326,5 +337,14 @@ export class Appender {
       this.#retry = undefined;
       this.#kick();
     }, this.#s.retryMs);
+  }
+}
+
+/** The inode at `path`, or undefined when there is nothing there (or it cannot be looked at). */
+function inodeAt(path: string): number | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.ino;
+  } catch {
+    return undefined;
   }
 }

@@ -3,6 +3,7 @@
 // verifier never re-serialises anything and an edit of any byte (whitespace included) shows.
 import { hash as digest } from 'node:crypto';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from './events.js';
+import { statementJson } from './statement-json.js';
 
 /** `prev` of an instance's first line. */
 export const GENESIS = '0'.repeat(64);
@@ -24,6 +25,7 @@ export const EMPTY_HEAD: ChainHead = { seq: 0, hash: GENESIS };
  * built that way; one that is not gets the cost of a copy.
  */
 export function eventJson(event: AuditEvent): string {
+  if (event.type === 'statement') return statementJson(event);
   const json = JSON.stringify(event);
   if (json.startsWith('{"type":')) return json;
   const { type, ...rest } = event;

@@ -6,7 +6,8 @@ import { Appender, type AppenderState } from './appender.js';
 
 /** What the owner sends. */
 export type ToAppender =
-  | { readonly t: 'events'; readonly events: readonly string[]; readonly ts: readonly string[] }
+  /** `count` events as one string, a line each: `<ts>\t<event JSON>\n` (Appender.enqueue). */
+  | { readonly t: 'events'; readonly batch: string; readonly count: number }
   | { readonly t: 'checkpoint' }
   /** Someone waits for what was sent: sync as soon as it is written. */
   | { readonly t: 'sync' }
@@ -30,7 +31,7 @@ if (port !== null) {
     replaced: (file) => send({ t: 'replaced', file }),
   });
   port.on('message', (m: ToAppender) => {
-    if (m.t === 'events') appender.enqueue(m.events, m.ts);
+    if (m.t === 'events') appender.enqueue(m.batch, m.count);
     else if (m.t === 'checkpoint') appender.requestCheckpoint();
     else if (m.t === 'sync') appender.requestSync();
     else void appender.close(m.timeoutMs).then(({ unwritten }) => send({ t: 'closed', unwritten }));

@@ -1,7 +1,10 @@
 // Several instances benchmark (issue 9, docs/design.md §8): how fast a SCIM deactivation ends a live
-// session on the same instance and on another one sharing the store (p50/p99 over 100 trials), how
+// session on the same instance and on another one sharing the store (p50/p99 over 100 trials), idle
+// and while pgbench -S with 8 clients runs through the instance holding the sessions (issue 12), how
 // long 200 concurrent deactivations of 200 people with live sessions take until the last 57P01 (on both
-// stores), and how long an instance takes to catch up after missing 10,000 changes.
+// stores), and how long an instance takes to catch up after missing 10,000 changes. TLS on both legs,
+// as in the proxy benchmark.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
@@ -12,6 +15,8 @@ import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startDevIssuer, type DevIssuer } from '../demo/dev-issuer.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import { percentile } from './http.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { cpuSeconds } from './proxy.js';
 import type { BenchRow } from './scim.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
@@ -44,24 +49,30 @@ export async function runClusterBench(opts: ClusterBenchOptions): Promise<BenchR
     const pgDir = join(opts.dir, 'pg');
     await mkdir(pgDir);
     const ca = await createCertificateAuthority(opts.dir);
+    const server = await issueCert({ cn: 'localhost', ...ca, dir: opts.dir, fileName: 'server', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
     const superPassword = randomBytes(12).toString('hex');
     const pgPort = await opts.freePort();
     const cluster = await startLocalPostgres({
       dir: pgDir,
       port: pgPort,
       superuserPassword: superPassword,
+      tls: { certPath: server.certPath, keyPath: server.keyPath },
       hba: ['host all all 127.0.0.1/32 scram-sha-256'],
       // Two instances' worth of sessions, each with its upstream connection, plus the stores' pools.
       settings: { max_connections: String(4 * opts.concurrent + 200) },
     });
     stops.push(() => cluster.stop());
     const rolePassword = randomBytes(12).toString('hex');
-    const admin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: superPassword, database: 'postgres' });
+    const admin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: superPassword, database: 'postgres', ssl: { rejectUnauthorized: false } });
     await admin.connect();
     await admin.query(`CREATE ROLE bench_user LOGIN PASSWORD '${rolePassword}'`);
     await admin.query('CREATE DATABASE bench OWNER bench_user');
     await admin.query('CREATE DATABASE rolegate_store');
     await admin.end();
+    // The tables pgbench -S reads for the load figures.
+    await promisify(execFile)(join(cluster.binDir, 'pgbench'), ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-p', String(pgPort), '-U', 'bench_user', 'bench'], {
+      env: { ...process.env, PGPASSWORD: rolePassword, PGSSLMODE: 'require' },
+    });
     const storeUrl = `postgres://postgres:${superPassword}@127.0.0.1:${pgPort}/rolegate_store`;
 
     const issuerCert = await issueCert({ cn: '127.0.0.1', ...ca, dir: opts.dir, fileName: 'issuer', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
@@ -79,8 +90,8 @@ export async function runClusterBench(opts: ClusterBenchOptions): Promise<BenchR
       const [proxyPort, adminPort] = [await opts.freePort(), await opts.freePort()];
       // The heartbeat is long enough that an instance paused for the catch-up figure stays alive.
       const serve = await startServeProcess(dir, `
-proxy: { listen: "127.0.0.1:${proxyPort}", allowPlaintext: true, maxConnections: ${4 * opts.concurrent} }
-upstream: { host: 127.0.0.1, port: ${pgPort}, tls: { mode: disable } }
+proxy: { listen: "127.0.0.1:${proxyPort}", tls: { cert: "${server.certPath}", key: "${server.keyPath}" }, maxConnections: ${4 * opts.concurrent} }
+upstream: { host: 127.0.0.1, port: ${pgPort}, tls: { mode: verify-full, ca: "${ca.caCertPath}" } }
 oidc: { issuer: "${issuer.issuer}", audience: rolegate, ca: "${ca.caCertPath}" }
 roles: [{ role: bench_user, groups: [bench], databases: [bench], credentials: { password: "\${BENCH_ROLE_PASSWORD}" } }]
 directory: { store: "${store}"${shared ? ', heartbeat: 10s' : ''} }
@@ -122,25 +133,40 @@ log: { level: warn }
       return out;
     };
 
-    // 1. Revocation latency: SCIM PATCH sent -> the session's client reads FATAL 57P01.
+    // 1. Revocation latency: SCIM PATCH sent -> the session's client reads FATAL 57P01; idle, then
+    // while pgbench -S with 8 clients runs through the instance holding the sessions.
     console.error('cluster bench: revocation latency ...');
-    for (const [label, writer, holder] of [
-      ['SQLite store, one instance', single, single],
-      ['PostgreSQL store, one instance', a, a],
-      ['PostgreSQL store, across two instances', a, b],
-    ] as const) {
-      const persons = await provision(writer, `rev-${holder === b ? 'b' : holder === a ? 'a' : 's'}-`, opts.trials);
-      const ms: number[] = [];
-      for (const p of persons) {
-        const session = await openSession(issuer, holder.proxyPort, p.email);
-        const t0 = performance.now();
-        const res = await writer.scim(`/Users/${p.id}`, 'PATCH', DEACTIVATE);
-        if (res.status !== 200) throw new Error(`deactivate: HTTP ${res.status}`);
-        ms.push((await session.revoked) - t0);
+    // The people pgbench logs in as (the SQLite instance has its own directory).
+    const loadPeople = new Map<Instance, { email: string }>([[a, (await provision(a, 'load-', 1))[0] as { email: string }]]);
+    loadPeople.set(b, loadPeople.get(a) as { email: string });
+    loadPeople.set(single, (await provision(single, 'load-s-', 1))[0] as { email: string });
+    for (const load of [false, true]) {
+      for (const [label, writer, holder] of [
+        ['SQLite store, one instance', single, single],
+        ['PostgreSQL store, one instance', a, a],
+        ['PostgreSQL store, across two instances', a, b],
+      ] as const) {
+        const tag = `${load ? 'load-' : ''}${holder === b ? 'b' : holder === a ? 'a' : 's'}`;
+        const persons = await provision(writer, `rev-${tag}-`, opts.trials);
+        const loader = loadPeople.get(holder) as { email: string };
+        const pgbenchLoad = load ? await startLoad(cluster.binDir, holder.proxyPort, loader.email, await issuer.tokenFor(loader.email, { expiresInSec: 3600 })) : undefined;
+        const ms: number[] = [];
+        let tps: number | undefined;
+        try {
+          for (const p of persons) {
+            const session = await openSession(issuer, holder.proxyPort, p.email, caPem);
+            const t0 = performance.now();
+            const res = await writer.scim(`/Users/${p.id}`, 'PATCH', DEACTIVATE);
+            if (res.status !== 200) throw new Error(`deactivate: HTTP ${res.status}`);
+            ms.push((await session.revoked) - t0);
+          }
+        } finally {
+          tps = await pgbenchLoad?.stop();
+        }
+        const under = tps === undefined ? '' : ` under pgbench -S 8 clients (${tps.toFixed(0)} tps)`;
+        rows.push({ name: `revocation, ${label}${under}: p50 (${opts.trials} trials)`, value: percentile(ms, 50), unit: 'ms' });
+        rows.push({ name: `revocation, ${label}${under}: p99`, value: percentile(ms, 99), unit: 'ms', target: { op: '<=' as const, limit: 100 } });
       }
-      const across = holder !== writer;
-      rows.push({ name: `revocation, ${label}: p50 (${opts.trials} trials)`, value: percentile(ms, 50), unit: 'ms' });
-      rows.push({ name: `revocation, ${label}: p99`, value: percentile(ms, 99), unit: 'ms', ...(across ? { target: { op: '<=' as const, limit: 100 } } : {}) });
     }
 
     // 2. Bulk deprovisioning: N concurrent PATCHes for N people with live sessions.
@@ -152,7 +178,7 @@ log: { level: warn }
       const persons = await provision(writer, `bulk-${holder === b ? 'b' : 's'}-`, opts.concurrent);
       const sessions: Session[] = [];
       for (let i = 0; i < persons.length; i += 25) {
-        sessions.push(...(await Promise.all(persons.slice(i, i + 25).map((p) => openSession(issuer, holder.proxyPort, p.email)))));
+        sessions.push(...(await Promise.all(persons.slice(i, i + 25).map((p) => openSession(issuer, holder.proxyPort, p.email, caPem)))));
       }
       // An identity provider pushes over connections it keeps open: open them first, so that the
       // figure is the writes and the revocations, not libuv accepting 200 new connections (one per
@@ -207,20 +233,55 @@ interface Session {
   readonly revoked: Promise<number>;
 }
 
-async function openSession(issuer: DevIssuer, port: number, email: string): Promise<Session> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: email, password: await issuer.tokenFor(email), database: 'bench' });
+async function openSession(issuer: DevIssuer, port: number, email: string, ca: string): Promise<Session> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: email, password: await issuer.tokenFor(email), database: 'bench', ssl: { ca, servername: 'localhost' } });
   // The FATAL comes first; the close that follows is a second 'error', to be ignored.
   const revoked = new Promise<number>((resolve, reject) => {
     client.on('error', (err: Error & { code?: string }) => {
       const at = performance.now();
       if (err.code === '57P01' && err.message === 'access revoked') resolve(at);
-      else reject(err);
+      else reject(new Error(`the session of ${email} ended with ${err.code ?? ''} ${err.message} instead of 57P01 access revoked`));
     });
   });
   revoked.catch(() => undefined);
   await client.connect();
   await client.query('select 1');
   return { revoked };
+}
+
+/**
+ * pgbench -S, 8 clients over TLS, through `port` until stopped; resolves once its first progress
+ * report shows it running. `stop` ends it and gives the median of its per-second tps reports.
+ */
+async function startLoad(binDir: string, port: number, user: string, password: string): Promise<{ stop(): Promise<number> }> {
+  const child = spawn(join(binDir, 'pgbench'), ['-S', '-M', 'simple', '-c', '8', '-j', '2', '-n', '-T', '3600', '-P', '1', '-h', '127.0.0.1', '-p', String(port), '-U', user, 'bench'], {
+    env: { ...process.env, PGPASSWORD: password, PGSSLMODE: 'require' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const tps: number[] = [];
+  let said = '';
+  let running: () => void = () => undefined;
+  const started = new Promise<void>((resolve, reject) => {
+    running = resolve;
+    child.once('exit', (code) => reject(new Error(`pgbench load exited ${code}: ${said.trim().split('\n').slice(-3).join(' | ')}`)));
+  });
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    said = (said + text).slice(-4096);
+    for (const m of text.matchAll(/progress: [\d.]+ s, ([\d.]+) tps/g)) {
+      tps.push(Number(m[1]));
+      running();
+    }
+  });
+  await started;
+  return {
+    stop: async () => {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      await exited;
+      return [...tps].sort((x, y) => x - y)[Math.floor(tps.length / 2)] ?? NaN;
+    },
+  };
 }
 
 async function logPosition(adminUrl: string): Promise<number> {

@@ -1,5 +1,5 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim|proxy|logins|audit|provision|cluster, --users N, --groups N,
+// target is missed. Options: --only scim|proxy|logins|audit|provision|cluster|workers, --users N, --groups N,
 // --store sqlite|postgres, --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the
 // memory figure), --audit-bytes N (size of the generated audit file searched, default 1 GB), --people N
 // (per-user provisioning's bulk figures), --trials N (revocations timed), --concurrent N (concurrent
@@ -21,6 +21,7 @@ import { runClusterBench } from './cluster.js';
 import { runLoginBench } from './logins.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
+import { runWorkersBench } from './workers.js';
 
 const { values } = parseArgs({
   options: {
@@ -151,6 +152,12 @@ async function main(): Promise<number> {
       });
       const load = loadavg().map((l) => l.toFixed(1)).join(' ');
       ok = print(`Several instances: revocation, bulk deprovisioning, catch-up (two \`rolegate serve\` on one PostgreSQL store, and one on SQLite; load average ${load})`, rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'workers') {
+      const workersDir = join(dir, 'workers');
+      await mkdir(workersDir);
+      const rows = await runWorkersBench({ dir: workersDir, freePort, seconds: Number(values.seconds), rounds: Number(values.rounds) });
+      ok = print(`Workers: pgbench 8 clients through rolegate with 1 and 2 workers (PostgreSQL store) and pgbouncer, TLS both legs (${values.seconds}s per run, median of ${values.rounds} alternating rounds)`, rows) && ok;
     }
   } finally {
     for (const stop of stops) await stop();

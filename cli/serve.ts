@@ -1,10 +1,13 @@
 // `rolegate serve --config FILE`: the process around the server: the config file and environment,
-// the instance name, the signals (SIGTERM/SIGINT drain, SIGHUP reload) and the exit codes.
-import { hostname } from 'node:os';
+// the instance name, the workers (`proxy.workers`), the signals (SIGTERM/SIGINT drain, SIGHUP reload)
+// and the exit codes.
+import cluster from 'node:cluster';
+import { availableParallelism, hostname } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
-import { createLogger } from '../lib/log.js';
+import { createLogger, type Logger } from '../lib/log.js';
 import { loadConfigFile } from '../server/config/load.js';
-import { startServer } from '../server/start.js';
+import type { Config } from '../server/config/schema.js';
+import { WORKER_ENV, WorkerPeers, superviseWorkers } from '../server/workers.js';
 import { EXIT } from './args.js';
 import { fail, oneLine } from './output.js';
 
@@ -22,19 +25,30 @@ function preferCompactHeap(): void {
 export async function runServe(configFile: string): Promise<void> {
   preferCompactHeap();
   const result = await loadConfigFile(configFile, process.env);
-  if (!result.ok) return fail(EXIT.usage, result.problems.map((p) => `${configFile}: ${p.path}: ${p.message}`));
+  if (!result.ok) return failToStart(EXIT.usage, result.problems.map((p) => `${configFile}: ${p.path}: ${p.message}`));
   const config = result.config;
-  const logger = createLogger(config.log.level);
+  const processLogger = createLogger(config.log.level);
   const instance = process.env.ROLEGATE_INSTANCE ?? `${hostname()}:${process.pid}`;
+  const workers = workerCount(config);
+  if (workers > 1 && cluster.isPrimary) return supervise(workers, instance, processLogger);
+  const peers = cluster.isWorker ? new WorkerPeers(Number(process.env[WORKER_ENV])) : undefined;
+  // The workers share stdout: each line says which one wrote it.
+  const logger = peers ? processLogger.child({ worker: peers.worker }) : processLogger;
   let server;
   try {
-    server = await startServer(config, { logger, instance });
+    // Loaded here, not at the top: a supervisor never loads the server's modules.
+    const { startServer } = await import('../server/start.js');
+    server = await startServer(config, { logger, instance, ...(peers ? { workers: peers } : {}) });
   } catch (err) {
     logger.error({ err }, 'start failed');
-    return fail(EXIT.failure, [`cannot start: ${oneLine(err)}`]);
+    logger.flush();
+    return failToStart(EXIT.failure, [`cannot start: ${oneLine(err)}`]);
   }
   const running = server;
+  let stopping = false;
   const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, 'shutting down');
     void running.close().then(() => {
       logger.info('stopped');
@@ -42,8 +56,15 @@ export async function runServe(configFile: string): Promise<void> {
       process.exit(EXIT.ok);
     });
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  if (peers === undefined) {
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  } else {
+    // A worker hears a Ctrl+C twice (from the terminal, and forwarded by the supervisor): both drain
+    // once. (A worker whose supervisor is gone is ended by node:cluster itself, at once.)
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  }
   // SIGHUP re-reads the file: roles, credentials and certificates change; listeners and the store
   // stay. A file that no longer validates is reported and the running configuration kept.
   process.on('SIGHUP', () => {
@@ -59,5 +80,35 @@ export async function runServe(configFile: string): Promise<void> {
     logger.fatal({ err }, 'unhandled rejection');
     logger.flush();
     process.exit(EXIT.failure);
+  });
+}
+
+/**
+ * Reports why `serve` cannot start. A single process then ends by itself (nothing keeps it alive); a
+ * worker's IPC channel would keep it running, so it exits, and the supervisor sees the code.
+ */
+function failToStart(code: number, lines: readonly string[]): void {
+  fail(code, lines);
+  if (cluster.isWorker) process.exit(code);
+}
+
+/** `proxy.workers`, with `auto` as the number of CPUs this process may use. */
+function workerCount(config: Readonly<Config>): number {
+  return config.proxy.workers === 'auto' ? availableParallelism() : config.proxy.workers;
+}
+
+/**
+ * The supervisor of `proxy.workers` (server/workers.ts): forwards SIGHUP and SIGTERM/SIGINT to the
+ * workers and exits once they all have.
+ */
+function supervise(count: number, instance: string, logger: Logger): void {
+  const supervisor = superviseWorkers({ count, instance, logger });
+  process.on('SIGTERM', () => supervisor.stop('SIGTERM'));
+  process.on('SIGINT', () => supervisor.stop('SIGINT'));
+  process.on('SIGHUP', () => supervisor.reload());
+  void supervisor.exited.then((code) => {
+    logger.info({ code }, 'stopped');
+    logger.flush();
+    process.exit(code);
   });
 }

@@ -31,6 +31,7 @@ import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { readiness, tcpReachable } from './readiness.js';
 import { createProvisioning, perUser, provisioningReadiness } from './provisioning.js';
 import { loadRoles, upstreamTarget } from './runtime.js';
+import type { WorkerPeers } from './workers.js';
 
 export interface RunningServer {
   readonly proxy: { host: string; port: number };
@@ -50,6 +51,8 @@ export interface ServeDeps {
   logger: Logger;
   /** This instance's name in audit events and the session list. */
   instance: string;
+  /** When this process is one of `proxy.workers`: /readyz and /metrics answer for all of them. */
+  workers?: Pick<WorkerPeers, 'view' | 'started'>;
   now?: () => number;
 }
 
@@ -185,19 +188,21 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       metrics: { onRequest: (method, status) => metrics.scimRequests.inc({ method, status: String(status) }) },
       logger,
     });
+    const ownReady = () => readiness([
+      ['audit log unavailable', async () => {
+        if (!writer.available) throw new Error('the audit file cannot be written');
+      }],
+      ...directoryReadiness(cluster),
+      ['directory store unreachable', () => store.ping()],
+      ['identity provider keys unreachable', () => verifier.ready()],
+      ['upstream database unreachable', () => tcpReachable(upstream.host, upstream.port, 3_000)],
+      ...(provisioning ? provisioningReadiness(provisioning) : []),
+    ], logger);
+    const everyWorker = deps.workers?.view();
     const app = createAdminApp({
       scim,
-      ready: () => readiness([
-        ['audit log unavailable', async () => {
-          if (!writer.available) throw new Error('the audit file cannot be written');
-        }],
-        ...directoryReadiness(cluster),
-        ['directory store unreachable', () => store.ping()],
-        ['identity provider keys unreachable', () => verifier.ready()],
-        ['upstream database unreachable', () => tcpReachable(upstream.host, upstream.port, 3_000)],
-        ...(provisioning ? provisioningReadiness(provisioning) : []),
-      ], logger),
-      metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
+      ready: everyWorker?.ready ?? ownReady,
+      metrics: everyWorker?.metrics ?? { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       logger,
       extra: (a) => {
         a.use('/admin', createAuditHeadRouter({ tokens: adminTokens, audit }));
@@ -222,6 +227,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     cleanups.push(() => listener.drain(config.proxy.drainTimeout));
     logger.info({ proxy: `${proxyAddr.address}:${proxyAddr.port}`, tls: tls !== undefined }, 'proxy listener ready');
 
+    deps.workers?.started({ ready: ownReady, metrics: () => metrics.registry.getMetricsAsJSON() });
     let closing: Promise<void> | undefined;
     return {
       proxy: { host: proxyAddr.address, port: proxyAddr.port },

@@ -85,7 +85,8 @@ const MAX_QUEUED_TEXT = 8 * 1024 * 1024;
 /** Past this many unanswered requests the stream is not a client waiting for answers: give up. */
 const MAX_QUEUE = 1_000_000;
 
-interface Draft {
+/** A statement while it waits for its outcome; once finished it is handed out as its own StatementRecord. */
+interface Draft extends StatementRecord {
   protocol: StatementProtocol;
   text: string | null;
   truncated: boolean;
@@ -101,6 +102,8 @@ interface Draft {
   rows: number | null;
   dataRows: number;
   sqlstate: string | null;
+  outcome: StatementOutcome;
+  ms: number;
   started: number;
   /** Bytes of `text` counted against MAX_QUEUED_TEXT while queued. */
   held: number;
@@ -333,7 +336,11 @@ export class StatementTracker {
         this.#queuedText += held;
       }
     }
-    return { protocol, text, truncated, paramCount, tag: null, rows: null, dataRows: 0, sqlstate: null, started: this.#o.now(), held };
+    // Every member is set here, the optional ones undefined, so that all drafts share one shape.
+    return {
+      protocol, text, truncated, statement: undefined, portal: undefined, function: undefined, paramCount, values: undefined, copy: undefined,
+      tag: null, moreTags: undefined, rows: null, dataRows: 0, sqlstate: null, outcome: 'unfinished', ms: 0, started: this.#o.now(), held,
+    };
   }
 
   /** A request the server answers, or (while it discards until Sync) one it will never see. */
@@ -457,24 +464,19 @@ export class StatementTracker {
     const d = p.draft;
     this.#queuedText -= d.held;
     d.held = 0;
-    // Absent fields are undefined rather than spread in: this runs once per statement.
-    this.#o.onStatement({
-      protocol: d.protocol,
-      text: d.text,
-      truncated: d.truncated,
-      statement: d.statement,
-      portal: d.portal,
-      function: d.function,
-      paramCount: d.paramCount,
-      values: d.values,
-      copy: d.copy,
-      outcome,
-      // A simple Query may hold several statements: their tags in order.
-      tag: d.moreTags === undefined ? d.tag : [d.tag, ...d.moreTags].join('; '),
-      rows: outcome === 'skipped' ? null : d.rows,
-      sqlstate: d.sqlstate,
-      ms: outcome === 'skipped' ? 0 : Math.round((this.#o.now() - d.started) * 1000) / 1000,
-    });
+    // The draft itself becomes the record: no second object per statement. It has left the queue,
+    // so nothing here touches it again.
+    // A simple Query may hold several statements: their tags in order.
+    if (d.moreTags !== undefined) d.tag = [d.tag, ...d.moreTags].join('; ');
+    d.moreTags = undefined;
+    d.outcome = outcome;
+    if (outcome === 'skipped') {
+      d.rows = null;
+      d.ms = 0;
+    } else {
+      d.ms = Math.round((this.#o.now() - d.started) * 1000) / 1000;
+    }
+    this.#o.onStatement(d);
   }
 
   #remember<V>(map: Map<string, V>, name: string, value: V, max: number): void {

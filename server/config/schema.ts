@@ -112,6 +112,8 @@ const proxySection = z
     loginTimeout: duration('15s'),
     drainTimeout: duration('30s'),
     allowedOptions: z.array(nonEmpty).default([]),
+    // Processes serving this listener (docs/design.md §8, Workers); `auto` = the CPUs Node may use.
+    workers: z.union([z.int().min(1).max(256), z.literal('auto')], { error: 'must be a number of workers (1-256) or "auto"' }).default(1),
   })
   .superRefine((p, ctx) => {
     if (p.tls === undefined && !p.allowPlaintext) {
@@ -250,6 +252,9 @@ export const configSchema = z
     });
     if (c.oidc.requireVerifiedEmail && c.oidc.identityClaim !== 'email') {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'requireVerifiedEmail'], message: 'applies only with oidc.identityClaim: email' });
+    }
+    if (c.proxy.workers !== 1 && !/^postgres(ql)?:\/\//.test(c.directory.store)) {
+      ctx.addIssue({ code: 'custom', path: ['proxy', 'workers'], message: 'needs a postgres:// directory store: each worker is an instance, and a SQLite store serves one instance' });
     }
     const perUser = c.provisioning.mode === 'per-user';
     if (perUser && c.provisioning.adminUrl === undefined) {

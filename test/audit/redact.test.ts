@@ -1,7 +1,7 @@
 // Redaction of statement text and parameter values (docs/design.md §6), as a table: what must go,
 // and what must stay readable.
 import { describe, expect, it } from 'vitest';
-import { redactStatement } from '../../audit/emitter.js';
+import { createAuditLog, redactStatement } from '../../audit/emitter.js';
 import { redactSql, secretParameters } from '../../audit/redact.js';
 
 const S = 'Sup3r-s3cret';
@@ -48,5 +48,18 @@ describe('parameter values', () => {
       params: { count: 3, values: [S, 'plain', 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.sig'] }, outcome: 'ok', tag: 'SELECT 1', rows: 1, sqlstate: null, ms: 1,
     });
     expect(e.params.values).toEqual(['[redacted]', 'plain', '[redacted]']);
+  });
+});
+
+describe('the audit log (createAuditLog) redacting one statement after another', () => {
+  it('redacts a repeated text every time, and never gives one text the answer of another', () => {
+    const got: (string | null)[] = [];
+    const log = createAuditLog({ append: (e) => got.push(e.type === 'statement' ? e.text : null), flushed: async () => undefined, available: true, head: () => ({ instance: 'i', seq: 0, hash: '', ts: null, file: null, available: true }) });
+    const statement = (text: string) => ({ type: 'statement' as const, session: 's', n: 1, protocol: 'extended' as const, text, params: { count: 1 }, outcome: 'ok' as const, tag: 'ALTER ROLE', rows: null, sqlstate: null, ms: 1 });
+    const secret = `ALTER ROLE x PASSWORD '${S}'`;
+    for (const text of [secret, secret, 'SELECT 1', `${secret}`.slice(0), 'SELECT 1', 'SELECT 1']) log.emit(statement(text));
+    expect(got).toEqual([
+      `ALTER ROLE x PASSWORD '[redacted]'`, `ALTER ROLE x PASSWORD '[redacted]'`, 'SELECT 1', `ALTER ROLE x PASSWORD '[redacted]'`, 'SELECT 1', 'SELECT 1',
+    ]);
   });
 });

@@ -85,6 +85,8 @@ export interface ServeClusterOptions {
   heartbeat?: string;
   /** Extra top-level YAML appended to every instance's configuration. */
   extraYaml?: string;
+  /** Extra keys of the `proxy` section (flow style, e.g. `workers: 2`). */
+  proxyYaml?: string;
 }
 
 /** Starts `opts.instances` serve processes on one store; each is ready (/readyz 200) when this resolves. */
@@ -112,7 +114,7 @@ export async function startServeCluster(opts: ServeClusterOptions): Promise<Serv
     const [proxyPort, adminPort] = [await freePort(), await freePort()];
     const file = join(dir.path, `${name}.yaml`);
     await writeFile(file, `
-proxy: { listen: "127.0.0.1:${proxyPort}", allowPlaintext: true, drainTimeout: 1s }
+proxy: { listen: "127.0.0.1:${proxyPort}", allowPlaintext: true, drainTimeout: 1s${opts.proxyYaml === undefined ? '' : `, ${opts.proxyYaml}`} }
 upstream: { host: 127.0.0.1, port: ${info.port}, tls: { mode: disable } }
 oidc: { issuer: "${issuer.issuer.issuer}", audience: rolegate, ca: "${issuerCa}", algorithms: [ES256, RS256] }
 directory: { store: "${storeUrl}", heartbeat: ${opts.heartbeat ?? '200ms'} }
