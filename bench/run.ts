@@ -1,9 +1,10 @@
 // `npm run bench`: runs the benchmarks, prints one row per figure with its target, and exits 1 when a
-// target is missed. Options: --only scim|proxy|audit|provision|cluster|workers, --users N, --groups N,
+// target is missed. Options: --only scim|proxy|logins|audit|provision|cluster|workers, --users N, --groups N,
 // --store sqlite|postgres, --seconds N (per pgbench run), --rounds N, --idle N (idle sessions for the
 // memory figure), --audit-bytes N (size of the generated audit file searched, default 1 GB), --people N
 // (per-user provisioning's bulk figures), --trials N (revocations timed), --concurrent N (concurrent
-// deactivations), --missed N (changes an instance misses before the catch-up figure).
+// deactivations), --missed N (changes an instance misses before the catch-up figure), --logins N and
+// --login-concurrency N (the login figures: 2,000 logins, 50 at a time), --login-parts connect,cpu,memory.
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 // BENCH_AUDIT_AA=1 runs the audit figure's two gateways both with statement auditing off: the noise floor.
 import { randomBytes } from 'node:crypto';
@@ -17,6 +18,7 @@ import { freeLoopbackPort as freePort } from '../demo/ports.js';
 import { runProvisionBench } from './provision.js';
 import { runAuditBench } from './audit.js';
 import { runClusterBench } from './cluster.js';
+import { runLoginBench } from './logins.js';
 import { runProxyBench } from './proxy.js';
 import { runScimBench, type BenchRow } from './scim.js';
 import { runWorkersBench } from './workers.js';
@@ -35,6 +37,9 @@ const { values } = parseArgs({
     trials: { type: 'string', default: '100' },
     concurrent: { type: 'string', default: '200' },
     missed: { type: 'string', default: '10000' },
+    logins: { type: 'string', default: '2000' },
+    'login-concurrency': { type: 'string', default: '50' },
+    'login-parts': { type: 'string', default: 'connect,cpu,memory' },
   },
 });
 
@@ -100,6 +105,22 @@ async function main(): Promise<number> {
         idleSessions: Number(values.idle),
       });
       ok = print(`Proxy: pgbench, ${values.seconds}s per run, median of ${values.rounds} alternating rounds, TLS on both legs and plain TCP on both legs`, rows) && ok;
+    }
+    if (values.only === undefined || values.only === 'logins') {
+      const loginsDir = join(dir, 'logins');
+      await mkdir(loginsDir);
+      const rows = await runLoginBench({
+        dir: loginsDir,
+        freePort,
+        seconds: Number(values.seconds),
+        rounds: Number(values.rounds),
+        logins: Number(values.logins),
+        concurrency: Number(values['login-concurrency']),
+        idleSessions: Number(values.idle),
+        parts: new Set(values['login-parts'].split(',') as ('connect' | 'cpu' | 'memory')[]),
+      });
+      const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+      ok = print(`Logins: pgbench -S -C (${values.seconds}s per run, median of ${values.rounds} alternating rounds), ${values.logins} logins at ${values['login-concurrency']} concurrent, ${values.idle} idle sessions; TLS on every leg (ECDSA P-256 certificates for every target), load average ${load}`, rows) && ok;
     }
     if (values.only === undefined || values.only === 'provision') {
       const provisionDir = join(dir, 'provision');

@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import { TokenError, type VerifiedToken } from '../auth/index.js';
 import { decideRole, type Decision } from '../authz/decide.js';
 import { UpstreamError, UpstreamErrorCode, connectUpstream, type UpstreamConnection } from '../upstream/index.js';
-import { UpstreamPool } from '../upstream/pool.js';
+import { UpstreamPool, type PoolLogin } from '../upstream/pool.js';
 import { PROTOCOL_MAJOR } from '../wire/constants.js';
 import {
   authenticationCleartextPassword,
@@ -234,9 +234,13 @@ export function startSession(socket: Socket, deps: SessionDeps, opts: { overLimi
       return refuse(SqlState.connectionFailure, `database role of "${decision.userName}" is not ready`, { kind: 'personal_role', code: identity.reason });
     }
 
-    // The key names the login role: with per-user provisioning that is the person's own, so a pooled
-    // connection never passes from one person to another (docs/design.md §2 step 7, Pool).
-    const poolKey = deps.pool ? UpstreamPool.key(identity.user, database, identity.params) : undefined;
+    // The key names the login role: with per-user provisioning that is the person's own, and the
+    // person's id too, so a pooled connection never passes from one person to another (docs/design.md
+    // §2 step 7, Pool).
+    const poolLogin: PoolLogin = identity.personal
+      ? { kind: 'personal', role: identity.user, personId: decision.personId }
+      : { kind: 'shared', role: identity.user };
+    const poolKey = deps.pool ? UpstreamPool.key(poolLogin, database, identity.params) : undefined;
     // A pooled connection is already logged in as this role with these settings: no TCP, TLS or SCRAM.
     let upstream = poolKey !== undefined ? deps.pool?.take(poolKey) : undefined;
     if (upstream === undefined) {

@@ -19,6 +19,11 @@ interface Idle {
   readonly onGone: () => void;
 }
 
+/** Whom a pooled connection is logged in for: a configured role anyone it is decided for shares, or one person's own role. */
+export type PoolLogin =
+  | { readonly kind: 'shared'; readonly role: string }
+  | { readonly kind: 'personal'; readonly role: string; readonly personId: string };
+
 export interface PoolStats {
   /** Connections idle in the pool now. */
   idle: number;
@@ -39,10 +44,16 @@ export class UpstreamPool {
     this.#idleTimeoutMs = opts.idleTimeoutMs;
   }
 
-  /** The pool key: connections are only shared between logins that would have produced the same one. */
-  static key(role: string, database: string, params: Readonly<Record<string, string>>): string {
+  /**
+   * The pool key: connections are only shared between logins that would have produced the same one.
+   * A personal login (per-user provisioning, docs/design.md §7) also carries the person's id: the
+   * role name alone comes from the userName, which a later person may reuse after a delete, so the
+   * id makes one person's connection unreachable from anyone else's login by construction.
+   */
+  static key(login: PoolLogin, database: string, params: Readonly<Record<string, string>>): string {
     const sorted = Object.keys(params).sort().map((k) => [k, params[k]]);
-    return JSON.stringify([role, database, sorted]);
+    const owner = login.kind === 'personal' ? ['personal', login.role, login.personId] : ['shared', login.role];
+    return JSON.stringify([owner, database, sorted]);
   }
 
   stats(): PoolStats {

@@ -182,6 +182,33 @@ export function verifiesServer(settings: UpstreamTls): boolean {
   return settings.mode !== TlsMode.require || settings.ca !== undefined;
 }
 
+/**
+ * One client SecureContext per TLS settings and client certificate, shared by every connection made
+ * with them: a context holds the parsed CA bundle, certificate and key (an OpenSSL SSL_CTX and its
+ * X509_STORE), which made one per connection cost both a CA parse per login and tens of KiB per live
+ * upstream connection. Keyed by the objects themselves: a reload builds new ones, so new
+ * connections get new contexts and the old ones go with their last connection.
+ */
+const contexts = new WeakMap<UpstreamTls, WeakMap<ClientCertificate | typeof NO_CERT, tls.SecureContext>>();
+const NO_CERT = {};
+
+function clientContext(settings: UpstreamTls, clientCert: ClientCertificate | undefined): tls.SecureContext {
+  let byCert = contexts.get(settings);
+  if (byCert === undefined) contexts.set(settings, (byCert = new WeakMap()));
+  const certKey = clientCert ?? NO_CERT;
+  let context = byCert.get(certKey);
+  if (context === undefined) {
+    context = tls.createSecureContext({
+      // PostgreSQL's ssl_min_protocol_version default.
+      minVersion: 'TLSv1.2',
+      ...(settings.ca === undefined ? {} : { ca: settings.ca }),
+      ...(clientCert === undefined ? {} : { cert: clientCert.cert, key: clientCert.key }),
+    });
+    byCert.set(certKey, context);
+  }
+  return context;
+}
+
 /** Runs the TLS handshake over an SSLRequest-accepted socket; resolves once the server is verified per mode. */
 export function upgradeTls(
   socket: net.Socket,
@@ -193,15 +220,11 @@ export function upgradeTls(
   const verify = verifiesServer(settings);
   const options: tls.ConnectionOptions = {
     socket,
-    // PostgreSQL's ssl_min_protocol_version default.
-    minVersion: 'TLSv1.2',
     // libpq 17 sends ALPN "postgresql"; older servers ignore it, newer ones accept it.
     ALPNProtocols: ['postgresql'],
     rejectUnauthorized: verify,
     // RFC 6066 §3: SNI carries host names only, never IP literals.
     ...(net.isIP(name) === 0 ? { servername: name } : {}),
-    ...(settings.ca === undefined ? {} : { ca: settings.ca }),
-    ...(clientCert === undefined ? {} : { cert: clientCert.cert, key: clientCert.key }),
     // verify-full checks the name (DNS or IP SAN) against the certificate; verify-ca and require
     // with a CA check the chain only, like libpq.
     checkServerIdentity:
@@ -210,7 +233,7 @@ export function upgradeTls(
   return new Promise((resolve, reject) => {
     let secure: tls.TLSSocket;
     try {
-      secure = tls.connect(options);
+      secure = tls.connect({ ...options, secureContext: clientContext(settings, clientCert) });
     } catch (err) {
       // Bad PEM in ca/cert/key throws synchronously from createSecureContext.
       reject(new UpstreamError(UpstreamErrorCode.tls, 'invalid TLS material', { cause: err }));

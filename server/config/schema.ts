@@ -134,7 +134,9 @@ const upstreamSection = z.strictObject({
     })
     .prefault({}),
   connectTimeout: duration('10s'),
-  pool: z.strictObject({ idle: z.int().min(0).default(0), idleTimeout: duration('60s') }).prefault({}),
+  // On by default, sized like pgbouncer's default_pool_size (20): a pooled connection is proven clean
+  // before reuse (docs/design.md §2 step 7, Pool); `idle: 0` turns it off.
+  pool: z.strictObject({ idle: z.int().min(0).default(20), idleTimeout: duration('60s') }).prefault({}),
 });
 
 const oidcSection = z.strictObject({

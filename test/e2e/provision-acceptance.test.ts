@@ -16,7 +16,8 @@ const KEY = randomBytes(32);
 let stack: Stack;
 
 beforeAll(async () => {
-  stack = await startStack({ perUser: { secretKey: KEY.toString('base64') }, config: { upstream: { pool: { idle: 4 } } } });
+  // The pool as shipped: on by default (upstream.pool.idle 20).
+  stack = await startStack({ perUser: { secretKey: KEY.toString('base64') } });
   // The groups exist before the tests time anything.
   await stack.provision(`seed-${randomBytes(3).toString('hex')}@corp.example`, ['analysts', 'engineering']);
 });
@@ -185,5 +186,28 @@ describe('sessions as the person', () => {
     expect(other.pid).not.toBe(first.pid);
     const again = await pidOf(a);
     expect(again).toEqual(first);
+  });
+
+  it('a pooled connection of a person renamed away is never handed to the next person given the old userName', async () => {
+    // Regression: the pool key named the login role only. A rename moves a person's role (and the
+    // backend the pool keeps for it) to the new name without ending the backend; the next person
+    // given the old userName gets a role of that old name, so their logins built the old key and
+    // took the first person's backend, logged in as the first person's renamed role.
+    const old = `pool-old-${randomBytes(3).toString('hex')}@corp.example`;
+    const renamed = `pool-new-${randomBytes(3).toString('hex')}@corp.example`;
+    const first = await stack.provision(old, ['analysts']);
+    const c = await stack.connect(old);
+    const pooled = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await c.end();
+    await waitFor(async () => (await superuserQuery(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query = 'DISCARD ALL' AND state = 'idle'`, [pooled])).rows.length === 1, 2_000, 'pooled');
+    await scimJson(`/Users/${first}`, 'PATCH', { schemas: [PATCH_URN], Operations: [{ op: 'replace', path: 'userName', value: renamed }] });
+    await waitFor(async () => (await role(renamed)) !== undefined && (await role(old)) === undefined, 5_000, 'renamed');
+    await stack.provision(old, ['analysts']);
+    await waitFor(async () => (await role(old))?.member_of.length === 1, 5_000, 'the second person\'s role');
+    const next = await stack.connect(old);
+    const seen = (await next.query<{ pid: number; who: string }>('SELECT pg_backend_pid() AS pid, session_user AS who')).rows[0]!;
+    await next.end();
+    expect(seen.who).toBe(old);
+    expect(seen.pid).not.toBe(pooled);
   });
 });
