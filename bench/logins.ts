@@ -13,7 +13,7 @@ import { startDevIssuer } from '../demo/dev-issuer.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import { parseConfigText } from '../server/config/load.js';
 import { login, type Login, type LoginTarget } from './login-client.js';
-import { startPgbouncer } from './pgbouncer.js';
+import { startPgbouncer } from './targets.js';
 import { cpuSeconds, provisionBenchPerson } from './proxy.js';
 import type { BenchRow } from './scim.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
@@ -73,7 +73,7 @@ export async function runLoginBench(opts: LoginBenchOptions): Promise<BenchRow[]
     });
 
     const bouncerPort = await opts.freePort();
-    const bouncer = await startPgbouncer(opts.dir, { bouncerPort, pgPort, rolePassword, certPath: server.certPath, keyPath: server.keyPath, caPath: ca.caCertPath, poolSize: POOL_SIZE });
+    const bouncer = await startPgbouncer(join(opts.dir, 'pgbouncer'), { transport: 'tls', bouncerPort, pgPort, rolePassword, certPath: server.certPath, keyPath: server.keyPath, caPath: ca.caCertPath, poolSize: POOL_SIZE });
     stops.push(bouncer.stop);
 
     const issuerCert = await issueCert({ cn: '127.0.0.1', ...ca, dir: opts.dir, fileName: 'issuer', sans: ['IP:127.0.0.1', 'DNS:localhost'] });

@@ -212,7 +212,7 @@ export async function provisionBenchPerson(adminUrl: string, token: string): Pro
   await post('/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'bench', members: [{ value: user.id }] });
 }
 
-interface PgbouncerOptions {
+export interface PgbouncerOptions {
   transport: Transport;
   bouncerPort: number;
   pgPort: number;
@@ -224,7 +224,7 @@ interface PgbouncerOptions {
 }
 
 /** Starts pgbouncer in session mode (installed with apt when missing), as the postgres user under root. */
-async function startPgbouncer(bdir: string, o: PgbouncerOptions): Promise<{ pid: () => number | undefined; stop: () => Promise<void> }> {
+export async function startPgbouncer(bdir: string, o: PgbouncerOptions): Promise<{ pid: () => number | undefined; stop: () => Promise<void> }> {
   const bin = await ensurePgbouncer();
   await mkdir(bdir);
   const files = { cert: join(bdir, 'server.crt'), key: join(bdir, 'server.key'), ca: join(bdir, 'ca.crt') };

@@ -3,10 +3,10 @@
 // PostgreSQL store (2 workers handed connections round-robin by the supervisor, and with
 // NODE_CLUSTER_SCHED_POLICY=none, where the workers accept on the shared socket themselves), with
 // pgbouncer (session mode) alongside. Targets alternate round by round; every raw run is printed.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +15,7 @@ import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startDevIssuer } from '../demo/dev-issuer.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
 import { cpuSeconds, pgbench, provisionBenchPerson } from './proxy.js';
+import { startPgbouncer } from './targets.js';
 import type { BenchRow } from './scim.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
 
@@ -72,7 +73,7 @@ export async function runWorkersBench(opts: WorkersBenchOptions): Promise<BenchR
     const storeUrl = `postgres://postgres:${superPassword}@127.0.0.1:${pgPort}/rolegate_store?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca.caCertPath)}`;
 
     const bouncerPort = await opts.freePort();
-    const bouncer = await startPgbouncer(opts.dir, { bouncerPort, pgPort, rolePassword, certPath: server.certPath, keyPath: server.keyPath, caPath: ca.caCertPath });
+    const bouncer = await startPgbouncer(join(opts.dir, 'pgbouncer'), { transport: 'tls', poolSize: POOL, bouncerPort, pgPort, rolePassword, certPath: server.certPath, keyPath: server.keyPath, caPath: ca.caCertPath });
     stops.push(bouncer.stop);
 
     const issuerCert = await issueCert({ cn: '127.0.0.1', ...ca, dir: opts.dir, fileName: 'issuer', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
@@ -272,67 +273,4 @@ async function version(bin: string): Promise<string> {
 
 async function commit(): Promise<string> {
   return (await run('git', ['rev-parse', '--short', 'HEAD']).then((r) => r.stdout, () => '?')).trim();
-}
-
-/**
- * pgbouncer in session mode with TLS on both legs, as bench/proxy.ts starts it (as the postgres user
- * under root; `apt-get install pgbouncer` if missing).
- */
-async function startPgbouncer(dir: string, o: { bouncerPort: number; pgPort: number; rolePassword: string; certPath: string; keyPath: string; caPath: string }): Promise<{ pid: () => number | undefined; stop: () => Promise<void> }> {
-  const bin = '/usr/sbin/pgbouncer';
-  const isRoot = process.getuid?.() === 0;
-  const bdir = join(dir, 'pgbouncer');
-  await mkdir(bdir);
-  const files = { cert: join(bdir, 'server.crt'), key: join(bdir, 'server.key'), ca: join(bdir, 'ca.crt'), users: join(bdir, 'userlist.txt'), ini: join(bdir, 'pgbouncer.ini') };
-  await writeFile(files.cert, await readFile(o.certPath));
-  await writeFile(files.key, await readFile(o.keyPath), { mode: 0o600 });
-  await writeFile(files.ca, await readFile(o.caPath));
-  await writeFile(files.users, `"bench_user" "${o.rolePassword}"\n`, { mode: 0o600 });
-  await writeFile(files.ini, `[databases]
-bench = host=127.0.0.1 port=${o.pgPort} dbname=bench
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = ${o.bouncerPort}
-unix_socket_dir = ${bdir}
-auth_type = scram-sha-256
-auth_file = ${files.users}
-pool_mode = session
-max_client_conn = 2000
-default_pool_size = ${POOL}
-client_tls_sslmode = require
-client_tls_cert_file = ${files.cert}
-client_tls_key_file = ${files.key}
-server_tls_sslmode = verify-full
-server_tls_ca_file = ${files.ca}
-logfile = ${join(bdir, 'pgbouncer.log')}
-`);
-  if (isRoot) {
-    const { stdout: uid } = await run('id', ['-u', 'postgres']);
-    const { stdout: gid } = await run('id', ['-g', 'postgres']);
-    for (const f of [bdir, ...Object.values(files)]) await chown(f, Number(uid), Number(gid));
-    await chmod(bdir, 0o700);
-  }
-  const [cmd, args] = isRoot ? ['runuser', ['-u', 'postgres', '--', bin, files.ini]] : [bin, [files.ini]];
-  const child = spawn(cmd, args, { stdio: 'ignore' });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      const c = new pg.Client({ host: 'localhost', port: o.bouncerPort, user: 'bench_user', password: o.rolePassword, database: 'bench', ssl: { rejectUnauthorized: false } });
-      await c.connect();
-      await c.end();
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`pgbouncer did not start (installed? apt-get install pgbouncer): ${String(err)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  return {
-    pid: () => (isRoot ? childrenOf(child.pid) : child.pid === undefined ? [] : [child.pid])[0],
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
-  };
 }
