@@ -2,6 +2,7 @@
 // heartbeat that keeps an instance alive and reports how far it applied the change log, and the expiry
 // of instances that stopped beating (their rows and sessions go with them).
 import type pg from 'pg';
+import { checkout } from '../lib/pg-checkout.js';
 import { msInterval, type Sql } from './sql.js';
 
 /** The slots an instance can hold; 10 bits of the BackendKeyData process id (proxy/session/registry.ts). */
@@ -25,7 +26,7 @@ export async function registerInstance(
   pool: pg.Pool,
   me: { id: string; name: string; expiryMs: number; preferredSlot?: number },
 ): Promise<number> {
-  const c = await pool.connect();
+  const c = await checkout(pool);
   let broken = false;
   try {
     await c.query(`BEGIN; SELECT pg_advisory_xact_lock(${REGISTER_LOCK_KEY})`);
@@ -50,7 +51,7 @@ export async function registerInstance(
       throw err;
     }
   } finally {
-    c.release(broken);
+    c.done(broken);
   }
 }
 

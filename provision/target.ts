@@ -3,6 +3,7 @@
 // databases of the cluster (REASSIGN/DROP OWNED run per database).
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { checkout } from '../lib/pg-checkout.js';
 import { ProvisionError, ProvisionErrorCode } from './errors.js';
 
 /** Passes run in parallel for different people; one connection each. */
@@ -63,26 +64,9 @@ export class TargetDatabase {
     return this.#pool.query<R>(sql, params);
   }
 
-  /**
-   * A pooled connection with an 'error' listener of its own: pg only listens for errors on idle
-   * clients, and a checked-out one whose server goes away would otherwise crash the process (the
-   * failure also reaches the query in flight, which is where it is handled).
-   */
-  async #checkout(): Promise<pg.PoolClient & { done(broken: boolean): void }> {
-    const c = await this.#pool.connect();
-    const ignore = (): void => undefined;
-    c.on('error', ignore);
-    return Object.assign(c, {
-      done(broken: boolean) {
-        c.off('error', ignore);
-        c.release(broken);
-      },
-    });
-  }
-
   /** Runs `fn` on one pooled connection. */
   async withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#checkout();
+    const c = await checkout(this.#pool);
     let broken = false;
     try {
       return await fn(c);
@@ -96,7 +80,7 @@ export class TargetDatabase {
 
   /** Runs `fn` on one connection while it holds the person's advisory lock (session level). */
   async withPersonLock<T>(personId: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#checkout();
+    const c = await checkout(this.#pool);
     const key = [LOCK_CLASS, personKey(personId)];
     let broken = false;
     try {

@@ -182,6 +182,8 @@ export function createScimRouter(opts: ScimRouterOptions): Router {
       return;
     }
     if (err instanceof ScimError) {
+      // A 5xx the store chose (it is unavailable) keeps its cause for the operator.
+      if (err.status >= 500) logger.error({ err: err.cause ?? err, method: req.method, path: req.path }, err.detail);
       sendError(res, err);
       return;
     }

@@ -1,5 +1,6 @@
 // Applying pending migrations to a PostgreSQL directory database, safely from several instances at once.
 import type pg from 'pg';
+import { checkout } from '../../lib/pg-checkout.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, pendingMigrations } from './migrations.js';
 
 /**
@@ -14,7 +15,7 @@ export const MIGRATION_LOCK_KEY = '8246126309927617637';
  * finds nothing to do. Returns the versions this call applied.
  */
 export async function migratePostgres(pool: pg.Pool): Promise<number[]> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   try {
     await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
     await client.query(MIGRATIONS_TABLE.postgres);
@@ -39,6 +40,6 @@ export async function migratePostgres(pool: pg.Pool): Promise<number[]> {
   } finally {
     // Closing the connection instead of returning it to the pool ends the session, which releases
     // the advisory lock on every path, including a failed unlock or a broken connection.
-    client.release(true);
+    client.done(true);
   }
 }

@@ -1,6 +1,7 @@
 // The shared directory store on PostgreSQL: several rolegate instances, one database (rg_* tables).
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { checkout } from '../../lib/pg-checkout.js';
 import { ScimError } from '../errors.js';
 import type { GroupMembership, GroupRecord, MemberRef, ScimAttributes, UserRecord } from '../model.js';
 import { ChangeFeed } from './change-feed.js';
@@ -103,7 +104,7 @@ export async function openPostgresStore(url: string, opts?: StoreOptions): Promi
   const resolved = resolveStoreOptions(opts);
   // Connections stay a minute after a burst: a PostgreSQL login (a backend forked, SCRAM's PBKDF2 on
   // both sides) costs more than the write it serves, and identity providers push in waves.
-  const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory', idleTimeoutMillis: 60_000 });
+  const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory', idleTimeoutMillis: 60_000, connectionTimeoutMillis: 10_000 });
   // Without a listener, an idle connection that the server drops would crash the process.
   pool.on('error', (err) => resolved.onBackgroundError(err));
   try {
@@ -140,6 +141,15 @@ class PostgresStore implements DirectoryStore {
     this.personalRoles = new PostgresPersonalRoles(pool);
   }
 
+  /** A read on the pool; a store that cannot be reached is a 503 for the SCIM client (storeUnavailable). */
+  async #query<R extends pg.QueryResultRow>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.#pool.query<R>(text, params);
+    } catch (err) {
+      throw storeUnavailable(err) ?? err;
+    }
+  }
+
   /** Queues a write for the next group commit; resolves once its transaction committed durably. */
   #write<T>(fn: Write<T>): Promise<T> {
     return this.#group.submit<T>(fn as Write<unknown>);
@@ -156,8 +166,12 @@ class PostgresStore implements DirectoryStore {
    * so the failed one is rolled back alone; mutations are pure and may run again (port.ts).
    */
   async #commitBatch(batch: readonly Write<unknown>[]): Promise<WriteOutcome[]> {
-    const first = await this.#runBatch(batch, false);
-    const done = first ?? (await this.#runBatch(batch, true));
+    let done: Done[] | undefined;
+    try {
+      done = (await this.#runBatch(batch, false)) ?? (await this.#runBatch(batch, true));
+    } catch (err) {
+      throw storeUnavailable(err) ?? err;
+    }
     // Unreachable: a run with savepoints returns every write's outcome or throws.
     if (done === undefined) throw new Error('a batch run with savepoints returned no outcomes');
     let position: string | undefined;
@@ -180,7 +194,7 @@ class PostgresStore implements DirectoryStore {
    * whose failure is then its outcome. Throws when the transaction itself fails (nothing committed).
    */
   async #runBatch(batch: readonly Write<unknown>[], isolate: boolean): Promise<Done[] | undefined> {
-    const client = await this.#pool.connect();
+    const client = await checkout(this.#pool);
     let broken = false;
     const done: Done[] = [];
     let position: string | undefined;
@@ -220,7 +234,7 @@ class PostgresStore implements DirectoryStore {
         throw mapPgError(err);
       }
     } finally {
-      client.release(broken);
+      client.done(broken);
     }
   }
 
@@ -236,7 +250,7 @@ class PostgresStore implements DirectoryStore {
   }
 
   async ping(): Promise<void> {
-    await this.#pool.query('SELECT 1');
+    await this.#pool.query('SELECT 1'); // ping: the raw error is the readiness reason
   }
 
   async close(): Promise<void> {
@@ -248,7 +262,7 @@ class PostgresStore implements DirectoryStore {
   // ---- users ------------------------------------------------------------------------------------
 
   async getUser(id: string): Promise<UserRecord | undefined> {
-    const { rows } = await this.#pool.query<ResourceRow>(
+    const { rows } = await this.#query<ResourceRow>(
       'SELECT seq, id, created, last_modified, attributes FROM rg_users WHERE id = $1',
       [id],
     );
@@ -272,7 +286,7 @@ class PostgresStore implements DirectoryStore {
     if (limit === 0) return { total: await this.#count(table, filter), items: [] };
     // A key matches few rows (`userName eq`, Okta's and Entra's most frequent request): one statement
     // returns the page and, as a window count over every match, the total, in one round trip.
-    const res = await this.#pool.query<R & { total: number }>(
+    const res = await this.#query<R & { total: number }>(
       `SELECT seq, id, created, last_modified, attributes, count(*) OVER ()::int AS total FROM ${table}
        WHERE ${filter.where} ORDER BY seq LIMIT $2 OFFSET $3`,
       [filter.value, limit, offset],
@@ -286,7 +300,7 @@ class PostgresStore implements DirectoryStore {
   }
 
   async #count(table: 'rg_users' | 'rg_groups', filter: Filter): Promise<number> {
-    const res = await this.#pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${filter.where}`, [filter.value]);
+    const res = await this.#query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${filter.where}`, [filter.value]);
     return res.rows[0]?.n ?? 0;
   }
 
@@ -302,7 +316,7 @@ class PostgresStore implements DirectoryStore {
     // both choices; PostgreSQL evaluates only the CASE branch taken (the unused count never runs).
     const known = offset === 0 ? undefined : cursors.peek(offset);
     const version = '(SELECT coalesce(max(seq), 0)::text FROM rg_changes)';
-    const res = await this.#pool.query<{ version: string; total: number; seq: string | null }>(
+    const res = await this.#query<{ version: string; total: number; seq: string | null }>(
       `WITH page AS (
          SELECT seq, id, created, last_modified, attributes FROM ${table}
          WHERE seq > (CASE WHEN ${version} = $1 THEN $2::bigint ELSE 0 END)
@@ -341,7 +355,7 @@ class PostgresStore implements DirectoryStore {
                  AND seq > $${n + 1}::bigint ORDER BY seq LIMIT ${SCAN_BATCH}`;
     let after = '0';
     for (;;) {
-      const { rows } = await this.#pool.query<R>(sql, [...params, after]);
+      const { rows } = await this.#query<R>(sql, [...params, after]);
       if (rows.length > 0) yield rows;
       const last = rows.at(-1);
       if (last === undefined || rows.length < SCAN_BATCH) return;
@@ -376,7 +390,7 @@ class PostgresStore implements DirectoryStore {
 
   async #queryGroupsOfUsers(userIds: string[]): Promise<Map<string, GroupMembership[]>> {
     const out = new Map<string, GroupMembership[]>();
-    const { rows } = await this.#pool.query<{ user_id: string; group_id: string; display_name: string }>(
+    const { rows } = await this.#query<{ user_id: string; group_id: string; display_name: string }>(
       `SELECT m.user_id, g.id AS group_id, g.display_name FROM rg_members m JOIN rg_groups g ON g.id = m.group_id
        WHERE m.user_id = ANY($1::text[]) ORDER BY g.seq`,
       [userIds],
@@ -487,7 +501,7 @@ class PostgresStore implements DirectoryStore {
   // ---- groups -----------------------------------------------------------------------------------
 
   async getGroup(id: string, opts: { members: boolean }): Promise<GroupRecord | undefined> {
-    const { rows } = await this.#pool.query<ResourceRow>(
+    const { rows } = await this.#query<ResourceRow>(
       'SELECT seq, id, created, last_modified, attributes FROM rg_groups WHERE id = $1',
       [id],
     );
@@ -500,7 +514,7 @@ class PostgresStore implements DirectoryStore {
     if (!members || rows.length === 0) return rows.map((r) => toGroup(r, []));
     const byGroup = new Map<string, MemberRef[]>();
     for (const r of rows) byGroup.set(r.id, []);
-    const { rows: memberRows } = await this.#pool.query<MemberRow>(
+    const { rows: memberRows } = await this.#query<MemberRow>(
       'SELECT group_id, user_id, display, pos FROM rg_members WHERE group_id = ANY($1::text[]) ORDER BY pos',
       [rows.map((r) => r.id)],
     );
@@ -610,7 +624,7 @@ class PostgresStore implements DirectoryStore {
   // ---- index feed -------------------------------------------------------------------------------
 
   async snapshot(): Promise<DirectorySnapshot> {
-    const c = await this.#pool.connect();
+    const c = await checkout(this.#pool);
     let broken = false;
     try {
       // REPEATABLE READ: the four reads see one committed state.
@@ -663,7 +677,7 @@ class PostgresStore implements DirectoryStore {
         throw err;
       }
     } finally {
-      c.release(broken);
+      c.done(broken);
     }
   }
 
@@ -743,6 +757,21 @@ function mapPgError(err: unknown): unknown {
     return new ScimError(400, 'invalidValue', 'member is not a User', { cause: err });
   }
   return err;
+}
+
+/**
+ * A store that cannot be reached or went away mid-transaction (a restart, a failover, a terminated
+ * backend): nothing of the batch was committed, so the write is answered 503 and the identity provider
+ * retries it. The cause stays in the log, never in the body.
+ */
+function storeUnavailable(err: unknown): ScimError | undefined {
+  const lost =
+    err instanceof pg.DatabaseError
+      ? /^(08|57P)/.test(err.code ?? '')
+      : err instanceof Error &&
+        (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND)$/.test((err as NodeJS.ErrnoException).code ?? '') ||
+          /Connection terminated|not queryable|timeout exceeded when trying to connect/.test(err.message));
+  return lost ? new ScimError(503, undefined, 'The directory store is unavailable; retry the request', { cause: err }) : undefined;
 }
 
 function toUser(row: ResourceRow): UserRecord {
