@@ -196,6 +196,7 @@ log: { level: warn }
       // What the instances spent, apart from waiting: independent of how busy the machine was.
       const cpu = [...new Set([writer, holder])].reduce((sum, i) => sum + cpuSeconds(i.serve.child.pid), 0) - cpu0;
       rows.push({ name: `${opts.concurrent} concurrent deactivations, ${label}: last answer`, value: lastAnswer, unit: 'ms', target: { op: '<=', limit: 1000 } });
+      rows.push({ name: `${opts.concurrent} concurrent deactivations, ${label}: median 57P01`, value: percentile(ends.map((e) => e - t0), 50), unit: 'ms' });
       rows.push({ name: `${opts.concurrent} concurrent deactivations, ${label}: last 57P01`, value: Math.max(...ends) - t0, unit: 'ms', target: { op: '<=', limit: 1000 } });
       rows.push({ name: `${opts.concurrent} concurrent deactivations, ${label}: rolegate CPU (all instances)`, value: cpu * 1000, unit: 'ms' });
     }

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../lib/log.js';
-import { pruneLog, readLog } from './change-log.js';
+import { pruneLog, readLog, type LoggedWrite } from './change-log.js';
 import { DirectoryFollower, type FollowerStatus } from './follower.js';
 import { deregister, heartbeat, liveInstances, registerInstance } from './instances.js';
 import { ClusterListener } from './listener.js';
@@ -151,8 +151,8 @@ export class ClusterNode<S, C> {
   }
 
   /** The store's afterCommit: resolves once this instance's directory holds the write at `position`. */
-  caughtUpTo(position: string): Promise<void> {
-    return this.#follower.caughtUpTo(position);
+  caughtUpTo(position: string, written: readonly LoggedWrite[] = []): Promise<void> {
+    return this.#follower.caughtUpTo(position, written);
   }
 
   /** A local session started or ended. */

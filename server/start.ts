@@ -84,8 +84,8 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       onBackgroundError: (err) => logger.warn({ err }, 'directory store background error'),
       // A SQLite directory serves this process alone; a second `serve` on the same file is refused.
       soleInstance: true,
-      // A SCIM write is answered once this instance's index holds it (the follower read it back).
-      afterCommit: (position) => cluster?.caughtUpTo(position) ?? Promise.resolve(),
+      // A SCIM write is answered once this instance's index holds it (docs/design.md §8).
+      afterCommit: (position, written) => cluster?.caughtUpTo(position, written) ?? Promise.resolve(),
     });
     cleanups.push(() => store.close());
     const registry = new SessionRegistry({ slot: () => cluster?.slot ?? 0, onChange: () => cluster?.sessionsChanged() });

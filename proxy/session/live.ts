@@ -12,10 +12,9 @@ import { createMessageTap, type MessageTapOptions } from '../relay/message-tap.j
 import { Outstanding } from '../relay/outstanding.js';
 import { relay, type Relay, type RelayEndReason } from '../relay/pipe.js';
 import { StatementTracker, clientPrefixLimit, serverPrefixLimit, type StatementRecord } from '../relay/statements.js';
-import { directReadsOf, sendCancel, type UpstreamConnection } from '../upstream/index.js';
+import { directReadsOf, sayGoodbye, sendCancel, type UpstreamConnection } from '../upstream/index.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { authenticationOk, backendKeyData, errorResponse, parameterStatus, readyForQuery, type TransactionStatus } from '../wire/backend-writer.js';
-import { TERMINATE } from '../wire/frontend-writer.js';
 import { BackendType, FrontendType } from '../wire/message-types.js';
 import { SqlState } from '../wire/sqlstate.js';
 import type { Logger } from '../../lib/log.js';
@@ -286,7 +285,8 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       // the server is told goodbye (the client's Terminate, or ours for a client that just closed)
       // and whatever it still sends is dropped until it closes.
       if (outstanding.busy && !saidGoodbye) upstream.socket.destroy();
-      else closeSoon(upstream.socket, saidGoodbye ? undefined : TERMINATE);
+      else if (saidGoodbye) closeSoon(upstream.socket);
+      else sayGoodbye(upstream.socket);
     } else if (reason === 'upstream_closed') {
       // Whatever the server said last (e.g. its own FATAL) has been relayed already.
       if (info.error) stream.destroy();
@@ -305,9 +305,8 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
    * Ends our side and reads (and drops) until the peer closes, so that a paused socket neither
    * blocks the peer's writes nor keeps its descriptor open; a peer that never closes is cut off.
    */
-  function closeSoon(socket: Socket, last?: Buffer): void {
-    if (last === undefined) socket.end();
-    else socket.end(last);
+  function closeSoon(socket: Socket): void {
+    socket.end();
     socket.resume();
     setTimeout(() => socket.destroy(), 2_000).unref();
   }
@@ -338,8 +337,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       session.cancel().catch((err: unknown) => log.debug({ err }, 'cancel on session end failed'));
       upstream.socket.destroy();
     } else {
-      upstream.socket.end(TERMINATE);
-      setTimeout(() => upstream.socket.destroy(), 2_000).unref();
+      sayGoodbye(upstream.socket);
     }
   }
 

@@ -4,7 +4,8 @@
 // A connection comes here only when its session proved that nothing was outstanding (see
 // relay/outstanding.ts), and stays only when the server confirms the reset with exactly the expected
 // bytes; only rolegate ever sees a pooled connection's key.
-import { TERMINATE, simpleQuery } from '../wire/frontend-writer.js';
+import { simpleQuery } from '../wire/frontend-writer.js';
+import { sayGoodbye } from './farewell.js';
 import { BackendType } from '../wire/message-types.js';
 import type { UpstreamConnection } from './connect.js';
 
@@ -134,11 +135,7 @@ export class UpstreamPool {
 }
 
 function goodbye(conn: UpstreamConnection): void {
-  const s = conn.socket;
-  if (s.destroyed) return;
-  s.on('error', () => {}); // a reset while saying goodbye is of no interest
-  s.end(TERMINATE);
-  setTimeout(() => s.destroy(), 1_000).unref();
+  sayGoodbye(conn.socket);
 }
 
 /**

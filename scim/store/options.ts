@@ -19,9 +19,11 @@ export interface StoreOptions {
    * PostgreSQL: awaited after each COMMIT with the log position (rg_changes seq) of the batch's last
    * write, before any write of the batch is answered. An instance's follower applies the log up to
    * there, so a write is in this instance's directory index when its SCIM response goes out
-   * (docs/design.md §8). What it throws is reported to onBackgroundError; the write still succeeds.
+   * (docs/design.md §8). `written` is what the batch journalled, as the log holds it (seq and payload),
+   * so a follower with nothing in between can apply it without reading it back. What it throws is
+   * reported to onBackgroundError; the write still succeeds.
    */
-  afterCommit?: (position: string) => Promise<void>;
+  afterCommit?: (position: string, written: readonly JournalledWrite[]) => Promise<void>;
 }
 
 export interface ResolvedStoreOptions {
@@ -30,7 +32,13 @@ export interface ResolvedStoreOptions {
   newId(): string;
   onListenerError: (err: unknown) => void;
   onBackgroundError: (err: unknown) => void;
-  afterCommit: (position: string) => Promise<void>;
+  afterCommit: (position: string, written: readonly JournalledWrite[]) => Promise<void>;
+}
+
+/** One write as rg_changes holds it: its seq and its payload (the JSON the log returns). */
+export interface JournalledWrite {
+  readonly seq: string;
+  readonly payload: unknown;
 }
 
 export function resolveStoreOptions(opts: StoreOptions = {}): ResolvedStoreOptions {

@@ -23,7 +23,7 @@ import {
 } from './derive.js';
 import { GroupCommit, type WriteOutcome } from './group-commit.js';
 import { diffMembers } from './member-diff.js';
-import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
+import { resolveStoreOptions, type JournalledWrite, type ResolvedStoreOptions, type StoreOptions } from './options.js';
 import { PageCursors } from './page-cursors.js';
 import { migratePostgres } from './postgres-migrate.js';
 import type {
@@ -175,15 +175,19 @@ class PostgresStore implements DirectoryStore {
     // Unreachable: a run with savepoints returns every write's outcome or throws.
     if (done === undefined) throw new Error('a batch run with savepoints returned no outcomes');
     let position: string | undefined;
+    const written: JournalledWrite[] = [];
     for (const d of done) {
       if (!d.ok) continue;
       this.#feed.publish(d.changes);
-      position = d.position ?? position;
+      if (d.position === undefined) continue;
+      position = d.position;
+      // As the log returns it: JSON, not the objects the write built.
+      written.push({ seq: d.position, payload: JSON.parse(JSON.stringify(d.changes)) as unknown });
     }
     if (position !== undefined) {
       // Committed is committed: a follower that cannot apply the log now still answers the write
       // (and refuses logins until it caught up, docs/design.md §8).
-      await this.#opts.afterCommit(position).catch((err: unknown) => this.#opts.onBackgroundError(err));
+      await this.#opts.afterCommit(position, written).catch((err: unknown) => this.#opts.onBackgroundError(err));
     }
     return done.map((d) => (d.ok ? { ok: true, result: d.result } : d));
   }
@@ -197,7 +201,6 @@ class PostgresStore implements DirectoryStore {
     const client = await checkout(this.#pool);
     let broken = false;
     const done: Done[] = [];
-    let position: string | undefined;
     try {
       try {
         // One round trip: a simple-protocol query may hold several statements (constants only).
@@ -206,10 +209,8 @@ class PostgresStore implements DirectoryStore {
           if (isolate) await client.query('SAVEPOINT rg_write');
           try {
             const out = await fn(client);
-            const seq = out.changes.length > 0 ? await this.#journal(client, out.changes) : undefined;
             if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
-            position = seq ?? position;
-            done.push({ ok: true, result: out.result, changes: out.changes, position: seq });
+            done.push({ ok: true, result: out.result, changes: out.changes, position: undefined });
           } catch (err) {
             if (!isolate) {
               await client.query('ROLLBACK');
@@ -219,13 +220,7 @@ class PostgresStore implements DirectoryStore {
             done.push({ ok: false, error: mapPgError(err) });
           }
         }
-        // NOTIFY inside the transaction is delivered at COMMIT and never for a rolled-back write; one
-        // per batch, since it only says "look" (the log is what followers read). Sent with the COMMIT
-        // in one round trip: a simple query holds several statements, so the payload is a quoted literal.
-        const notify = position === undefined
-          ? ''
-          : `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.escapeLiteral(JSON.stringify({ seq: position, origin: this.#origin }))}); `;
-        await client.query(`${notify}COMMIT`);
+        await this.#journalAndCommit(client, done);
         return done;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {
@@ -238,15 +233,35 @@ class PostgresStore implements DirectoryStore {
     }
   }
 
-  /** Appends one committed write to rg_changes; returns its seq (its position in the log). */
-  async #journal(c: pg.PoolClient, changes: DirectoryChange[]): Promise<string> {
-    const { rows } = await c.query<{ seq: string }>(
-      'INSERT INTO rg_changes (origin, payload) VALUES ($1, $2::jsonb) RETURNING seq::text AS seq',
-      [this.#origin, JSON.stringify(changes)],
-    );
-    const seq = rows[0]?.seq;
-    if (seq === undefined) throw new Error('the change log returned no seq');
-    return seq;
+  /**
+   * Appends the batch's committed writes to rg_changes (one row each, in batch order, so seq order is
+   * the order they were applied), wakes the followers and commits: one round trip for the whole batch,
+   * as a simple query of several statements (so the payloads are quoted literals). Sets each write's
+   * position (its seq). NOTIFY inside the transaction is delivered at COMMIT and never for a
+   * rolled-back write; one per batch, since it only says "look" (the log is what followers read).
+   */
+  async #journalAndCommit(client: pg.PoolClient, done: Done[]): Promise<void> {
+    const logged = done.filter((d): d is Extract<Done, { ok: true }> => d.ok && d.changes.length > 0);
+    if (logged.length === 0) {
+      await client.query('COMMIT');
+      return;
+    }
+    const origin = pg.escapeLiteral(this.#origin);
+    const payloads = logged.map((d) => pg.escapeLiteral(JSON.stringify(d.changes))).join(', ');
+    // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order.
+    const results = (await client.query(
+      `WITH logged AS (
+         INSERT INTO rg_changes (origin, payload)
+         SELECT ${origin}, p.payload FROM unnest(ARRAY[${payloads}]::jsonb[]) WITH ORDINALITY AS p(payload, ord)
+         ORDER BY p.ord
+         RETURNING seq)
+       SELECT array_agg(seq::text ORDER BY seq) AS seqs,
+              pg_notify('${CHANGE_CHANNEL}', json_build_object('seq', max(seq)::text, 'origin', ${origin})::text)
+       FROM logged; COMMIT`,
+    )) as unknown as pg.QueryResult<{ seqs: string[] }>[];
+    const seqs = results[0]?.rows[0]?.seqs ?? [];
+    if (seqs.length !== logged.length) throw new Error(`the change log returned ${seqs.length} positions for ${logged.length} writes`);
+    logged.forEach((d, i) => (d.position = seqs[i]));
   }
 
   async ping(): Promise<void> {
@@ -461,13 +476,18 @@ class PostgresStore implements DirectoryStore {
       if (cols.userNameLc !== row.user_name_lc) await requireFreeUserName(c, cols);
       const json = JSON.stringify(next);
       const now = this.#opts.now();
+      // One round trip: the row, and the emails brought in line (those no longer listed removed, the
+      // rest inserted or re-cased; emailKeys de-duplicated them, so no row is hit twice).
       await c.query(
-        `UPDATE rg_users SET user_name = $2, user_name_lc = $3, external_id = $4, active = $5, last_modified = $6,
-         attributes = $7::json WHERE id = $1`,
-        [id, cols.userName, cols.userNameLc, cols.externalId, cols.active, now, json],
+        `WITH updated AS (
+           UPDATE rg_users SET user_name = $2, user_name_lc = $3, external_id = $4, active = $5, last_modified = $6,
+           attributes = $7::json WHERE id = $1),
+         dropped AS (DELETE FROM rg_user_emails WHERE user_id = $1 AND NOT (email_lc = ANY($8::text[])))
+         INSERT INTO rg_user_emails (user_id, email_lc, email)
+         SELECT $1, e.lc, e.v FROM unnest($8::text[], $9::text[]) AS e(lc, v)
+         ON CONFLICT (user_id, email_lc) DO UPDATE SET email = EXCLUDED.email`,
+        [id, cols.userName, cols.userNameLc, cols.externalId, cols.active, now, json, cols.emails.map((e) => e.lc), cols.emails.map((e) => e.value)],
       );
-      await c.query('DELETE FROM rg_user_emails WHERE user_id = $1', [id]);
-      await insertEmails(c, id, cols);
       return {
         result: { id, created: row.created, lastModified: now, attributes: JSON.parse(json) as ScimAttributes },
         changes: [userChange(id, cols)],
