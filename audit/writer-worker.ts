@@ -7,7 +7,7 @@ import { Appender, type AppenderState } from './appender.js';
 /** What the owner sends. */
 export type ToAppender =
   /** `count` events as one string, a line each: `<ts>\t<event JSON>\n` (Appender.enqueue). */
-  | { readonly t: 'events'; readonly batch: string; readonly count: number }
+  | { readonly t: 'events'; readonly batch: string; readonly count: number; readonly sync?: true }
   | { readonly t: 'checkpoint' }
   /** Someone waits for what was sent: sync as soon as it is written. */
   | { readonly t: 'sync' }
@@ -31,7 +31,11 @@ if (port !== null) {
     replaced: (file) => send({ t: 'replaced', file }),
   });
   port.on('message', (m: ToAppender) => {
-    if (m.t === 'events') appender.enqueue(m.batch, m.count);
+    if (m.t === 'events') {
+      appender.enqueue(m.batch, m.count);
+      // A waiter came with this batch (Writer.flushed): one message, not two.
+      if (m.sync === true) appender.requestSync();
+    }
     else if (m.t === 'checkpoint') appender.requestCheckpoint();
     else if (m.t === 'sync') appender.requestSync();
     else void appender.close(m.timeoutMs).then(({ unwritten }) => send({ t: 'closed', unwritten }));

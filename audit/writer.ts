@@ -88,6 +88,11 @@ export class AuditWriter {
   #postTimer: NodeJS.Timeout | undefined;
   /** Events appended / durable since start. */
   #appended = 0;
+  /**
+   * #appended when a sync was last asked for: every event up to there reached the thread before that
+   * request, so a waiter for no more needs no new one (50 logins in one turn cost one message, not 100).
+   */
+  #syncAskedUpto = 0;
   #durable = 0;
   #waiters: Waiter[] = [];
   #head: ChainHead;
@@ -195,8 +200,7 @@ export class AuditWriter {
     if (this.#durable >= this.#appended) return Promise.resolve();
     if (!this.#available) return Promise.reject(new AuditUnavailableError(this.#failure));
     // Someone waits (a login, a refusal): the events go now, and are synced as soon as written.
-    this.#post();
-    this.#send({ t: 'sync' });
+    this.#post(true);
     return new Promise((resolve, reject) => this.#waiters.push({ upto: this.#appended, resolve, reject }));
   }
 
@@ -225,11 +229,17 @@ export class AuditWriter {
     await unlink(seriesLock(this.#series)).catch(() => undefined);
   }
 
-  #post(): void {
+  /** Sends what is queued; with `sync`, asks in the same message for an fdatasync once it is written. */
+  #post(sync = false): void {
     if (this.#postTimer !== undefined) clearTimeout(this.#postTimer);
     this.#postTimer = undefined;
-    if (this.#batchCount === 0) return;
-    this.#send({ t: 'events', batch: this.#batch, count: this.#batchCount });
+    const askSync = sync && this.#syncAskedUpto < this.#appended;
+    if (askSync) this.#syncAskedUpto = this.#appended;
+    if (this.#batchCount === 0) {
+      if (askSync) this.#send({ t: 'sync' });
+      return;
+    }
+    this.#send(askSync ? { t: 'events', batch: this.#batch, count: this.#batchCount, sync: true } : { t: 'events', batch: this.#batch, count: this.#batchCount });
     this.#batch = '';
     this.#batchCount = 0;
   }
@@ -258,6 +268,8 @@ export class AuditWriter {
       }
       case 'recovered':
         this.#available = true;
+        // What was asked before the failure may have been dropped with it: the next waiter asks again.
+        this.#syncAskedUpto = 0;
         this.#overflowed = false;
         this.#o.logger.warn({ file: m.file }, 'audit log writable again');
         return;

@@ -15,7 +15,9 @@ let w1: string;
 let w2: string;
 
 beforeAll(async () => {
-  cluster = await startServeCluster({ instances: 1, proxyYaml: 'workers: 2' });
+  // Heartbeat 500ms (expiry 2.5 s): nothing here waits for an expiry, and with the helper's 200 ms a
+  // worker starved for a second by a loaded CI machine dropped out of the other's session list.
+  cluster = await startServeCluster({ instances: 1, proxyYaml: 'workers: 2', heartbeat: '500ms' });
   gw = cluster.instances[0] as Instance;
   [w1, w2] = [`${gw.name}-w1`, `${gw.name}-w2`];
   for (const person of ['alice@corp.com', 'bob@corp.com', 'carol@corp.com']) await cluster.provision(gw, person, ['analysts']);
