@@ -46,11 +46,11 @@ export async function runServe(configFile: string): Promise<void> {
   }
   const running = server;
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, drainMs?: number) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    void running.close().then(() => {
+    void running.close(drainMs === undefined ? undefined : { drainMs }).then(() => {
       logger.info('stopped');
       logger.flush();
       process.exit(EXIT.ok);
@@ -61,9 +61,19 @@ export async function runServe(configFile: string): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
   } else {
     // A worker hears a Ctrl+C twice (from the terminal, and forwarded by the supervisor): both drain
-    // once. (A worker whose supervisor is gone is ended by node:cluster itself, at once.)
+    // once.
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // A worker whose supervisor is gone (kill -9, a crash) shuts down at once but in order: no new
+    // connection can reach it (the supervisor held the listening sockets), so its sessions end now
+    // with 57P01 `server shutting down` (no drainTimeout: a restarted `serve` needs this worker's audit
+    // series, locked until it exits) and its audit log is written out and closed. node:cluster would
+    // exit the worker on the spot, cutting the sessions without a word and dropping the audit lines
+    // not yet written, unless the disconnect is marked as expected, which this listener does first.
+    cluster.worker?.on('disconnect', () => {
+      if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
+      stop('supervisor gone', 0);
+    });
   }
   // SIGHUP re-reads the file: roles, credentials and certificates change; listeners and the store
   // stay. A file that no longer validates is reported and the running configuration kept.

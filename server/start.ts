@@ -43,8 +43,11 @@ export interface RunningServer {
   readonly audit: AuditLog;
   /** SIGHUP: roles and their credentials, certificates, tokens; live sessions are re-decided. */
   reload(config: Readonly<Config>): Promise<void>;
-  /** Stops accepting, drains sessions (proxy.drainTimeout), closes listeners and the store. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, drains sessions (proxy.drainTimeout, or `drainMs`: 0 ends them at once), closes
+   * listeners and the store. Idempotent: a second call joins the first.
+   */
+  close(opts?: { drainMs?: number }): Promise<void>;
 }
 
 export interface ServeDeps {
@@ -224,7 +227,8 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     // revokes them and the store is still there.
     const listener = new ProxyListener(sessionDeps, { maxConnections: config.proxy.maxConnections });
     const proxyAddr = await listener.listen(config.proxy.listen.host, config.proxy.listen.port);
-    cleanups.push(() => listener.drain(config.proxy.drainTimeout));
+    let drainMs = config.proxy.drainTimeout;
+    cleanups.push(() => listener.drain(drainMs));
     logger.info({ proxy: `${proxyAddr.address}:${proxyAddr.port}`, tls: tls !== undefined }, 'proxy listener ready');
 
     deps.workers?.started({ ready: ownReady, metrics: () => metrics.registry.getMetricsAsJSON() });
@@ -269,7 +273,10 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
         }
         logger.info({ roles: roles.length, scimTokens: scimTokens.size, adminTokens: adminTokens.size, sessionsEnded: ended }, 'configuration reloaded');
       },
-      close: () => (closing ??= runAll(cleanups, logger)),
+      close: (opts) => {
+        if (closing === undefined && opts?.drainMs !== undefined) drainMs = opts.drainMs;
+        return (closing ??= runAll(cleanups, logger));
+      },
     };
   } catch (err) {
     await runAll(cleanups, logger);

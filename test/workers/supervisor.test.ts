@@ -1,6 +1,7 @@
 // The supervisor of `proxy.workers` (docs/design.md §8, Workers) when things go wrong: a worker that
 // cannot start stops the whole `serve` with its exit code and message; workers whose supervisor was
-// killed (kill -9) exit instead of lingering without a listener.
+// killed (kill -9) end their sessions with 57P01 and exit, instead of lingering without a listener or being cut
+// off with their audit lines unwritten.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +56,7 @@ log: { level: warn }
     }
   });
 
-  it('workers exit when their supervisor is killed', async () => {
+  it('workers end their sessions with a reason, write out their audit log and exit when their supervisor is killed', async () => {
     cluster = await startServeCluster({ instances: 1, proxyYaml: 'workers: 2' });
     const gw = cluster.instances[0] as Instance;
     await cluster.provision(gw, 'erin@corp.com', ['analysts']);
@@ -66,9 +67,16 @@ log: { level: warn }
       client = await gw.connect('erin@corp.com').catch(() => undefined);
       return client !== undefined;
     }, 5_000, 'erin cannot log in');
-    const ended = new Promise<Error>((resolve) => client?.once('error', resolve));
+    const ended = new Promise<Error & { code?: string }>((resolve) => client?.once('error', resolve));
+    await client?.query('select 1');
     gw.serve.child.kill('SIGKILL');
-    await ended;
+    // At once (no drainTimeout), in order: the client hears why, and the audit log has the end.
+    expect(await ended).toMatchObject({ code: '57P01', message: 'server shutting down' });
     await waitFor(() => pids.every((p) => !alive(p)), 10_000, `workers ${pids.join(', ')} still running`);
+    const events = gw.auditEvents();
+    const started = events.filter((e) => e.type === 'session.start' && (e.person as { userName?: string } | undefined)?.userName === 'erin@corp.com');
+    expect(started).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'session.end' && e.session === started[0]?.session)).toMatchObject([{ reason: 'shutdown' }]);
+    expect(events.some((e) => e.type === 'statement' && e.session === started[0]?.session)).toBe(true);
   });
 });
