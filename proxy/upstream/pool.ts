@@ -81,9 +81,9 @@ export class UpstreamPool {
    * nothing outstanding; the socket must be paused with no relay attached.
    */
   async give(key: string, conn: UpstreamConnection): Promise<void> {
-    if (this.#closed || this.#maxIdle === 0 || this.#count >= this.#maxIdle) return goodbye(conn);
+    if (this.#closed || this.#maxIdle === 0 || this.#count >= this.#maxIdle) return sayGoodbye(conn.socket);
     const ok = await reset(conn);
-    if (!ok || this.#closed || this.#count >= this.#maxIdle) return goodbye(conn);
+    if (!ok || this.#closed || this.#count >= this.#maxIdle) return sayGoodbye(conn.socket);
     const socket = conn.socket;
     // While idle, anything from the server (a FATAL from pg_terminate_backend) or a close retires it.
     const onGone = () => this.#retire(key, entry);
@@ -104,7 +104,7 @@ export class UpstreamPool {
   flush(): void {
     for (const list of this.#idle.values()) for (const e of list) {
       this.#detach(e);
-      goodbye(e.conn);
+      sayGoodbye(e.conn.socket);
     }
     this.#idle.clear();
   }
@@ -130,12 +130,8 @@ export class UpstreamPool {
     list.splice(i, 1);
     if (list.length === 0) this.#idle.delete(key);
     this.#detach(e);
-    goodbye(e.conn);
+    sayGoodbye(e.conn.socket);
   }
-}
-
-function goodbye(conn: UpstreamConnection): void {
-  sayGoodbye(conn.socket);
 }
 
 /**

@@ -96,8 +96,8 @@ interface MemberRow {
 }
 
 type Write<T> = (c: pg.PoolClient) => Promise<{ result: T; changes: DirectoryChange[] }>;
-/** One write of a batch run: committed with its log position (none for a no-op), or failed. */
-type Done = { ok: true; result: unknown; changes: DirectoryChange[]; position: string | undefined } | { ok: false; error: unknown };
+/** One write of a batch run: committed with its rg_changes row (none for a no-op), or failed. */
+type Done = { ok: true; result: unknown; changes: DirectoryChange[]; journalled: JournalledWrite | undefined } | { ok: false; error: unknown };
 
 /** Connects a pool (the URL may carry sslmode/sslrootcert), runs migrations, and returns the store. */
 export async function openPostgresStore(url: string, opts?: StoreOptions): Promise<DirectoryStore> {
@@ -174,16 +174,13 @@ class PostgresStore implements DirectoryStore {
     }
     // Unreachable: a run with savepoints returns every write's outcome or throws.
     if (done === undefined) throw new Error('a batch run with savepoints returned no outcomes');
-    let position: string | undefined;
     const written: JournalledWrite[] = [];
     for (const d of done) {
       if (!d.ok) continue;
       this.#feed.publish(d.changes);
-      if (d.position === undefined) continue;
-      position = d.position;
-      // As the log returns it: JSON, not the objects the write built.
-      written.push({ seq: d.position, payload: JSON.parse(JSON.stringify(d.changes)) as unknown });
+      if (d.journalled !== undefined) written.push(d.journalled);
     }
+    const position = written.at(-1)?.seq;
     if (position !== undefined) {
       // Committed is committed: a follower that cannot apply the log now still answers the write
       // (and refuses logins until it caught up, docs/design.md §8).
@@ -210,7 +207,7 @@ class PostgresStore implements DirectoryStore {
           try {
             const out = await fn(client);
             if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
-            done.push({ ok: true, result: out.result, changes: out.changes, position: undefined });
+            done.push({ ok: true, result: out.result, changes: out.changes, journalled: undefined });
           } catch (err) {
             if (!isolate) {
               await client.query('ROLLBACK');
@@ -237,7 +234,7 @@ class PostgresStore implements DirectoryStore {
    * Appends the batch's committed writes to rg_changes (one row each, in batch order, so seq order is
    * the order they were applied), wakes the followers and commits: one round trip for the whole batch,
    * as a simple query of several statements (so the payloads are quoted literals). Sets each write's
-   * position (its seq). NOTIFY inside the transaction is delivered at COMMIT and never for a
+   * row as a follower reads it (its seq, and its payload parsed from the JSON sent). NOTIFY inside the transaction is delivered at COMMIT and never for a
    * rolled-back write; one per batch, since it only says "look" (the log is what followers read).
    */
   async #journalAndCommit(client: pg.PoolClient, done: Done[]): Promise<void> {
@@ -247,7 +244,8 @@ class PostgresStore implements DirectoryStore {
       return;
     }
     const origin = pg.escapeLiteral(this.#origin);
-    const payloads = logged.map((d) => pg.escapeLiteral(JSON.stringify(d.changes))).join(', ');
+    const texts = logged.map((d) => JSON.stringify(d.changes));
+    const payloads = texts.map((t) => pg.escapeLiteral(t)).join(', ');
     // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order.
     const results = (await client.query(
       `WITH logged AS (
@@ -261,11 +259,12 @@ class PostgresStore implements DirectoryStore {
     )) as unknown as pg.QueryResult<{ seqs: string[] }>[];
     const seqs = results[0]?.rows[0]?.seqs ?? [];
     if (seqs.length !== logged.length) throw new Error(`the change log returned ${seqs.length} positions for ${logged.length} writes`);
-    logged.forEach((d, i) => (d.position = seqs[i]));
+    logged.forEach((d, i) => (d.journalled = { seq: seqs[i]!, payload: JSON.parse(texts[i]!) as unknown }));
   }
 
   async ping(): Promise<void> {
-    await this.#pool.query('SELECT 1'); // ping: the raw error is the readiness reason
+    // Not #query: the raw error is the readiness reason.
+    await this.#pool.query('SELECT 1');
   }
 
   async close(): Promise<void> {
