@@ -44,21 +44,22 @@ export function grantParams(audience: string | undefined, scope: string | undefi
   return { ...audienceParams(audience), ...(scope === undefined ? {} : { scope }) };
 }
 
-/** Reduces a token endpoint response; the expiry comes from `expires_in`, else from a JWT's `exp`. */
+/**
+ * Reduces a token endpoint response. The expiry is the earlier of the JWT's own `exp` and
+ * now + `expires_in`: the issuer's clock started `expires_in` before ours read `nowSec`, so the sum can
+ * run a second past the token's real end, and a cache must never think a token lives longer than it does.
+ */
 export function toTokenResult(res: oidc.TokenEndpointResponse, nowSec: number): TokenResult {
   if (typeof res.access_token !== 'string' || res.access_token === '') {
     throw new LoginError(LoginErrorCode.badIssuer, 'the token endpoint answered without an access_token');
   }
   let expiresAt: number | undefined;
-  if (typeof res.expires_in === 'number' && Number.isFinite(res.expires_in)) {
-    expiresAt = nowSec + res.expires_in;
-  } else {
-    try {
-      const exp = decodeJwt(res.access_token).exp;
-      if (typeof exp === 'number') expiresAt = exp;
-    } catch {
-      // An opaque token without expires_in: its lifetime is unknown, so it is not reused from the cache.
-    }
+  if (typeof res.expires_in === 'number' && Number.isFinite(res.expires_in)) expiresAt = nowSec + res.expires_in;
+  try {
+    const exp = decodeJwt(res.access_token).exp;
+    if (typeof exp === 'number' && Number.isFinite(exp)) expiresAt = expiresAt === undefined ? exp : Math.min(expiresAt, exp);
+  } catch {
+    // An opaque token: only expires_in tells its lifetime; without it the token is not reused from the cache.
   }
   const refreshToken = typeof res.refresh_token === 'string' && res.refresh_token !== '' ? res.refresh_token : undefined;
   return { accessToken: res.access_token, expiresAt, refreshToken };

@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LoginError, LoginErrorCode, peerText, toLoginError } from '../../cli/login/errors.js';
-import { audienceParams, grantParams } from '../../cli/login/grants.js';
+import { audienceParams, grantParams, toTokenResult } from '../../cli/login/grants.js';
 
 describe('audienceParams', () => {
   it.each([
@@ -22,6 +22,28 @@ describe('audienceParams', () => {
   it('adds scope only when there is one', () => {
     expect(grantParams(undefined, undefined)).toEqual({});
     expect(grantParams('a', 'openid')).toEqual({ audience: 'a', scope: 'openid' });
+  });
+});
+
+/** An unsigned JWT-shaped string with the given claims: toTokenResult only reads, never verifies. */
+function jwtWith(claims: Record<string, unknown>): string {
+  const part = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${part({ alg: 'ES256', typ: 'at+jwt' })}.${part(claims)}.c2ln`;
+}
+
+describe('toTokenResult', () => {
+  // The CI failure of 53e19d3: the cache held now + expires_in, one second past the JWT's exp, because
+  // the issuer's second had turned before the CLI read its clock.
+  it('a cached expiry never runs past the JWT exp when expires_in was counted from an earlier second', () => {
+    const res = { access_token: jwtWith({ exp: 1_000_600 }), token_type: 'bearer', expires_in: 600 } as never;
+    expect(toTokenResult(res, 1_000_001).expiresAt).toBe(1_000_600);
+  });
+
+  it('takes expires_in when it ends first, the JWT exp without expires_in, and nothing for an opaque token', () => {
+    expect(toTokenResult({ access_token: jwtWith({ exp: 2_000 }), token_type: 'bearer', expires_in: 60 } as never, 1_000).expiresAt).toBe(1_060);
+    expect(toTokenResult({ access_token: jwtWith({ exp: 2_000 }), token_type: 'bearer' } as never, 1_000).expiresAt).toBe(2_000);
+    expect(toTokenResult({ access_token: 'opaque', token_type: 'bearer' } as never, 1_000).expiresAt).toBeUndefined();
+    expect(toTokenResult({ access_token: 'opaque', token_type: 'bearer', expires_in: 30 } as never, 1_000).expiresAt).toBe(1_030);
   });
 });
 
