@@ -1,5 +1,5 @@
-// Proxy benchmark (issue 12): pgbench against direct PostgreSQL, pgbouncer (session mode) and rolegate,
-// like for like: one set with TLS on both legs of every target and one with plain TCP on both legs,
+// Proxy benchmark (issue 12): pgbench against direct PostgreSQL, pgbouncer (session mode), rolegate and
+// a bare Node relay (the floor of what any Node proxy costs here, bench/node-relay.ts), like for like: one set with TLS on both legs of every target and one with plain TCP on both legs,
 // each leg's transport checked during every run, targets alternating round by round; every raw run,
 // the machine, the versions and both proxies' pool sizes printed. Plus rolegate's resident memory
 // with 1,000 idle TLS sessions.
@@ -72,8 +72,9 @@ export async function runProxyBench(opts: ProxyBenchOptions): Promise<BenchRow[]
       for (const transport of BOTH) {
         for (const w of WORKLOADS.filter((x) => x.transports.includes(transport))) {
           // Alternate the order each round so no target always runs on a warmer machine.
-          const order: TargetName[] = round % 2 === 0 ? ['direct', 'pgbouncer', 'rolegate'] : ['rolegate', 'pgbouncer', 'direct'];
-          for (const name of order) {
+          const order: TargetName[] = round % 2 === 0 ? ['direct', 'pgbouncer', 'node-relay', 'rolegate'] : ['rolegate', 'node-relay', 'pgbouncer', 'direct'];
+          // The floor relay has no pool: a connection per transaction would measure PostgreSQL's logins.
+          for (const name of order.filter((x) => w.throughput || x !== 'node-relay')) {
             const t = env.targets[transport][name];
             const cpu0 = cpuSeconds(t.pid());
             const value = await pgbenchChecked(env, t, w, opts.seconds);
@@ -92,23 +93,36 @@ export async function runProxyBench(opts: ProxyBenchOptions): Promise<BenchRow[]
     for (const transport of BOTH) {
       const T = TRANSPORT_NAME[transport];
       for (const w of WORKLOADS.filter((x) => x.transports.includes(transport))) {
-        const [d, b, r] = (['direct', 'pgbouncer', 'rolegate'] as const).map((n) => median(tps.get(`${transport}|${w.name}|${n}`) ?? [])) as [number, number, number];
+        const [d, b, r, n] = (['direct', 'pgbouncer', 'rolegate', 'node-relay'] as const).map((x) => median(tps.get(`${transport}|${w.name}|${x}`) ?? [])) as [number, number, number, number];
+        const cpuOf = (x: TargetName): number => median(cpuPerTx.get(`${transport}|${w.name}|${x}`) ?? []);
         rows.push({ name: `${T}, ${w.name}: direct tps`, value: d, unit: 'tps' });
         rows.push({ name: `${T}, ${w.name}: pgbouncer tps`, value: b, unit: 'tps' });
+        if (w.throughput) rows.push({ name: `${T}, ${w.name}: bare Node relay tps`, value: n, unit: 'tps' });
         rows.push({ name: `${T}, ${w.name}: rolegate tps`, value: r, unit: 'tps' });
         rows.push({ name: `${T}, ${w.name}: rolegate/direct`, value: r / d, unit: 'x' });
         rows.push({ name: `${T}, ${w.name}: rolegate/pgbouncer`, value: r / b, unit: 'x' });
-        rows.push({ name: `${T}, ${w.name}: pgbouncer CPU per transaction`, value: median(cpuPerTx.get(`${transport}|${w.name}|pgbouncer`) ?? []), unit: 'µs' });
-        rows.push({ name: `${T}, ${w.name}: rolegate CPU per transaction`, value: median(cpuPerTx.get(`${transport}|${w.name}|rolegate`) ?? []), unit: 'µs' });
+        if (w.throughput) rows.push({ name: `${T}, ${w.name}: rolegate/bare Node relay`, value: r / n, unit: 'x' });
+        rows.push({ name: `${T}, ${w.name}: pgbouncer CPU per transaction`, value: cpuOf('pgbouncer'), unit: 'µs' });
+        if (w.throughput) rows.push({ name: `${T}, ${w.name}: bare Node relay CPU per transaction`, value: cpuOf('node-relay'), unit: 'µs' });
+        rows.push({ name: `${T}, ${w.name}: rolegate CPU per transaction`, value: cpuOf('rolegate'), unit: 'µs' });
         if (w.throughput) {
-          ratios.set(`${transport}|direct`, [...(ratios.get(`${transport}|direct`) ?? []), r / d]);
-          ratios.set(`${transport}|pgbouncer`, [...(ratios.get(`${transport}|pgbouncer`) ?? []), r / b]);
+          const add = (k: string, x: number): void => void ratios.set(`${transport}|${k}`, [...(ratios.get(`${transport}|${k}`) ?? []), x]);
+          add('direct', r / d);
+          add('pgbouncer', r / b);
+          add('node-relay', r / n);
+          add('floor/pgbouncer', n / b);
         }
       }
     }
     for (const g of GEOMEAN_TARGETS) {
       const xs = ratios.get(`${g.transport}|${g.vs}`) ?? [];
       rows.push({ name: `${TRANSPORT_NAME[g.transport]}, -S simple and extended, 1 and 8 clients: geometric mean of rolegate/${g.vs}`, value: geomean(xs), unit: 'x', target: { op: '>=', limit: g.limit } });
+    }
+    // No targets: where the platform stands (the floor against pgbouncer) and how close rolegate is to it.
+    for (const transport of BOTH) {
+      const T = TRANSPORT_NAME[transport];
+      rows.push({ name: `${T}, the same four: geometric mean of bare Node relay/pgbouncer`, value: geomean(ratios.get(`${transport}|floor/pgbouncer`) ?? []), unit: 'x' });
+      rows.push({ name: `${T}, the same four: geometric mean of rolegate/bare Node relay`, value: geomean(ratios.get(`${transport}|node-relay`) ?? []), unit: 'x' });
     }
 
     // 1,000 idle TLS sessions through rolegate: its resident memory before and after.
@@ -157,6 +171,7 @@ async function printSetup(env: BenchTargets): Promise<void> {
   console.log(`  git commit ${commit}${dirty}`);
   console.log(`  pool sizes: pgbouncer default_pool_size = ${env.poolSize} (session mode), rolegate upstream.pool.idle = ${env.poolSize}`);
   console.log('  TLS set: client legs sslmode=require; pgbouncer client_tls_sslmode=require, server_tls_sslmode=verify-full; rolegate proxy.tls, upstream.tls.mode verify-full; direct sslmode=require');
+  console.log('  bare Node relay (bench/node-relay.ts): the same transports as rolegate on both legs, TCP_NODELAY, bytes relayed as they come; no login, taps, audit or pool');
   console.log('  plain TCP set: client legs sslmode=disable; pgbouncer client_tls_sslmode=disable, server_tls_sslmode=disable; rolegate allowPlaintext on 127.0.0.1, upstream.tls.mode disable; direct sslmode=disable');
 }
 

@@ -1,11 +1,13 @@
 // The proxy benchmarks' targets, like for like: one PostgreSQL (TLS and SCRAM), and for each transport
-// (TLS on both legs, plain TCP on both legs) a pgbouncer in session mode and a `rolegate serve` with
-// the same pool size; plus the check that a running pgbench's server legs use the transport they claim.
+// (TLS on both legs, plain TCP on both legs) a pgbouncer in session mode, a `rolegate serve` with the
+// same pool size and the bare Node relay that is the floor (bench/node-relay.ts); plus the check that a
+// running pgbench's server legs use the transport they claim.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
@@ -17,7 +19,8 @@ const run = promisify(execFile);
 
 /** Both legs (client -> proxy, proxy -> PostgreSQL) of every target use this. */
 export type Transport = 'tls' | 'plain';
-export type TargetName = 'direct' | 'pgbouncer' | 'rolegate';
+/** `node-relay` is the floor: bench/node-relay.ts, a Node relay with nothing of rolegate's in it. */
+export type TargetName = 'direct' | 'pgbouncer' | 'rolegate' | 'node-relay';
 
 export interface Target {
   readonly name: TargetName;
@@ -60,7 +63,7 @@ export interface BenchTargetOptions {
 
 const isRoot = (): boolean => process.getuid?.() === 0;
 
-/** Starts PostgreSQL, two pgbouncers, an issuer and two `rolegate serve` processes (TLS, plain TCP). */
+/** Starts PostgreSQL, and for TLS and plain TCP each a pgbouncer, a bare Node relay and a `rolegate serve`; an issuer. */
 export async function startBenchTargets(opts: BenchTargetOptions): Promise<BenchTargets> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async (): Promise<void> => {
@@ -100,6 +103,14 @@ export async function startBenchTargets(opts: BenchTargetOptions): Promise<Bench
       const b = await startPgbouncer(join(opts.dir, `pgbouncer-${transport}`), { transport, bouncerPort: port, pgPort, rolePassword, poolSize: opts.poolSize, certPath: server.certPath, keyPath: server.keyPath, caPath: ca.caCertPath });
       stops.push(b.stop);
       bouncers[transport] = { port, pid: b.pid };
+    }
+
+    const relays = {} as Record<Transport, { port: number; pid: () => number | undefined }>;
+    for (const transport of ['tls', 'plain'] as const) {
+      const port = await opts.freePort();
+      const r = await startNodeRelay(transport, port, pgPort, { certPath: server.certPath, keyPath: server.keyPath, caPath: ca.caCertPath });
+      stops.push(r.stop);
+      relays[transport] = { port, pid: r.pid };
     }
 
     const issuerCert = await issueCert({ cn: '127.0.0.1', ...ca, dir: opts.dir, fileName: 'issuer', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
@@ -143,6 +154,7 @@ ${opts.rolegateConfig ?? ''}
         direct: { name: 'direct', transport, port: pgPort, user: 'bench_user', password: rolePassword, sslmode, pid: () => undefined },
         pgbouncer: { name: 'pgbouncer', transport, port: bouncers[transport].port, user: 'bench_user', password: rolePassword, sslmode, pid: bouncers[transport].pid },
         rolegate: { name: 'rolegate', transport, port: rolegate[transport].port, user: 'bench@corp.example', password: token, sslmode, pid: () => rolegate[transport].child.pid },
+        'node-relay': { name: 'node-relay', transport, port: relays[transport].port, user: 'bench_user', password: rolePassword, sslmode, pid: relays[transport].pid },
       };
     }
 
@@ -199,6 +211,30 @@ export function localPortsTo(pid: number, port: number): number[] {
     if (parseInt(remote.split(':')[1] ?? '', 16) === port && f[3] === '01' /* ESTABLISHED */) ports.push(parseInt(local.split(':')[1] ?? '', 16));
   }
   return ports;
+}
+
+/** Starts bench/node-relay.ts (the floor target) and waits until it listens. */
+async function startNodeRelay(
+  transport: Transport,
+  port: number,
+  pgPort: number,
+  files: { certPath: string; keyPath: string; caPath: string },
+): Promise<{ pid: () => number | undefined; stop: () => Promise<void> }> {
+  const script = fileURLToPath(new URL('./node-relay.js', import.meta.url));
+  const child = spawn(process.execPath, [script, transport, String(port), String(pgPort), files.certPath, files.keyPath, files.caPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`bench node-relay (${transport}) exited ${code}`)));
+  });
+  return {
+    pid: () => child.pid,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 /** One person in the `bench` group (which grants bench_user), over SCIM. */
