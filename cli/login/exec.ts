@@ -22,32 +22,40 @@ export function execWithToken(command: readonly string[], token: string, env: No
     say('--exec needs a command');
     return Promise.resolve(EXEC_EXIT.notFound);
   }
-  let child: ChildProcess;
+  // The handlers go in before the child exists: a signal between fork and their installation would
+  // otherwise kill us by default and leave the command running, token and all, with nobody waiting.
+  // Node calls them from the event loop, so by then the child exists (or spawn threw and they are gone).
+  let child: ChildProcess | undefined;
+  const forward = (signal: NodeJS.Signals): void => {
+    child?.kill(signal);
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+  const stopForwarding = (): void => {
+    for (const s of FORWARDED) process.off(s, forward);
+  };
   try {
     child = spawn(file, args, { stdio: 'inherit', env: { ...env, PGPASSWORD: token } });
   } catch (err) {
+    stopForwarding();
     // Thrown synchronously for arguments no exec(2) could take (a NUL byte, for one).
     say(`cannot run ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? 'invalid command'}`);
     return Promise.resolve(EXEC_EXIT.notExecutable);
   }
+  const started = child;
   return new Promise<number>((resolve) => {
-    const forward = (signal: NodeJS.Signals): void => {
-      child.kill(signal);
-    };
-    for (const s of FORWARDED) process.on(s, forward);
     let settled = false;
     const done = (code: number): void => {
       if (settled) return;
       settled = true;
-      for (const s of FORWARDED) process.off(s, forward);
+      stopForwarding();
       resolve(code);
     };
-    child.once('error', (err: NodeJS.ErrnoException) => {
+    started.once('error', (err: NodeJS.ErrnoException) => {
       const notFound = err.code === 'ENOENT';
       say(`cannot run ${JSON.stringify(file)}: ${notFound ? 'command not found' : (err.code ?? 'error')}`);
       done(notFound ? EXEC_EXIT.notFound : EXEC_EXIT.notExecutable);
     });
-    child.once('exit', (code, signal) => {
+    started.once('exit', (code, signal) => {
       if (code !== null) done(code);
       else done(128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)));
     });

@@ -1,6 +1,8 @@
 // execWithToken with real child processes: the environment the command sees and the statuses it returns.
+import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXEC_EXIT, execWithToken } from '../../cli/login/exec.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -51,4 +53,25 @@ describe('execWithToken', () => {
     expect(await execWithToken([file], 't', { PATH: process.env.PATH }, (l) => lines.push(l))).toBe(EXEC_EXIT.notExecutable);
     expect(lines).toEqual([`cannot run ${JSON.stringify(file)}: EACCES`]);
   });
+
+  // The CI failure at f1bee6b ("forwards SIGTERM to the command", test/login/cli.test.ts): the
+  // forwarding handlers were installed after spawn, and a SIGTERM that came in between killed
+  // rolegate by default. Here the signal is sent while the child's environment is being copied, just
+  // before spawn: the process must survive it and exit with the command's status.
+  it('a SIGTERM that arrives while the command is being started is forwarded, not fatal', async () => {
+    const exec = fileURLToPath(new URL('../../dist/cli/login/exec.js', import.meta.url));
+    const script = `
+      const { execWithToken } = await import(${JSON.stringify(exec)});
+      const env = new Proxy({ PATH: process.env.PATH }, {
+        ownKeys(target) { process.kill(process.pid, 'SIGTERM'); return Reflect.ownKeys(target); },
+      });
+      process.exitCode = await execWithToken(['sh', '-c', "trap 'exit 7' TERM; while :; do sleep 0.05; done"], 't', env, () => {});
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+    expect(signal).toBeNull();
+    // 7 when the shell had set its trap, 143 when the forwarded SIGTERM came first: its status either way.
+    expect([7, 128 + 15]).toContain(code);
+  });
 });
+
