@@ -18,6 +18,7 @@ import { startLocalPostgres } from '../demo/local-postgres.js';
 import { cpuSeconds, pgbench, provisionBenchPerson } from './proxy.js';
 import type { BenchRow } from './scim.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
+import { median } from './stats.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/rolegate.js', import.meta.url));
@@ -101,7 +102,6 @@ log: { level: warn }
         cpu[mode].push(((cpuSeconds(gateways[mode].serve.child.pid) - cpu0) * 1e6) / (value * opts.seconds));
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
     const [on, off] = [median(tps.on), median(tps.off)];
     rows.push({ name: 'pgbench -S, 8 clients, statement auditing off: tps', value: off, unit: 'tps' });
     rows.push({ name: 'pgbench -S, 8 clients, statement auditing on: tps', value: on, unit: 'tps' });

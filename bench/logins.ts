@@ -17,6 +17,7 @@ import { startPgbouncer } from './targets.js';
 import { cpuSeconds, provisionBenchPerson } from './proxy.js';
 import type { BenchRow } from './scim.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
+import { median } from './stats.js';
 
 const run = promisify(execFile);
 
@@ -204,7 +205,6 @@ log: { level: warn }
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 
 /** `upstream.pool.idle` of a config text, as `rolegate serve` reads it (defaults applied). */

@@ -12,6 +12,7 @@ import pg from 'pg';
 import { createTokenVerifier } from '../proxy/auth/index.js';
 import type { BenchRow } from './scim.js';
 import { ensurePgbouncer, startBenchTargets, type BenchTargets, type Target, type TargetName, type Transport } from './targets.js';
+import { geomean, median } from './stats.js';
 
 export { provisionBenchPerson } from './targets.js';
 
@@ -149,8 +150,6 @@ export async function runProxyBench(opts: ProxyBenchOptions): Promise<BenchRow[]
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-const geomean = (xs: number[]): number => (xs.length === 0 ? NaN : Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length));
 
 /** The machine, the versions of everything measured, the commit and both proxies' pool sizes. */
 async function printSetup(env: BenchTargets): Promise<void> {
