@@ -12,7 +12,8 @@ export interface MessageTapOptions {
   readonly interesting: ReadonlySet<number> | ((type: number) => boolean);
   /**
    * Body bytes kept per type, when types need different amounts (the statement audit keeps 4 KiB
-   * of a Query but one byte of ReadyForQuery); overrides `maxPrefix` and `interesting`.
+   * of a Query but one byte of ReadyForQuery); overrides `maxPrefix` and `interesting`. Its table is
+   * built once per function: pass the same function (not a new closure) to every tap.
    */
   readonly prefixFor?: (type: number) => number;
   /** Called when a message's last byte has passed. `prefix` is the tap's own copy. */
@@ -36,23 +37,39 @@ export interface MessageTap {
 const HEADER = 5;
 const EMPTY = Buffer.alloc(0);
 
+// A 256-entry table of prefix lengths: one indexed load per message instead of a Set lookup or a call.
+// Tables built from a `prefixFor` are shared by every tap given the same function (they are only
+// read), so a session does not carry two kilobytes of copies of the same numbers.
+const tables = new WeakMap<(type: number) => number, Uint32Array>();
+
+function sharedTable(prefixFor: (type: number) => number): Uint32Array {
+  let table = tables.get(prefixFor);
+  if (table === undefined) {
+    table = new Uint32Array(256);
+    for (let t = 0; t < 256; t++) {
+      const n = prefixFor(t);
+      if (!Number.isInteger(n) || n < 0) throw new RangeError('prefixFor must return non-negative integers');
+      table[t] = n;
+    }
+    tables.set(prefixFor, table);
+  }
+  return table;
+}
+
+function ownTable(maxPrefix: number, interesting: MessageTapOptions['interesting']): Uint32Array {
+  const table = new Uint32Array(256);
+  for (let t = 0; t < 256; t++) {
+    const yes = typeof interesting === 'function' ? interesting(t) : interesting.has(t);
+    table[t] = yes ? maxPrefix : 0;
+  }
+  return table;
+}
+
 /** Creates a tap for one direction of one session. */
 export function createMessageTap(options: MessageTapOptions): MessageTap {
   const { maxPrefix, onMessage, onViolation } = options;
   if (!Number.isInteger(maxPrefix) || maxPrefix < 0) throw new RangeError('maxPrefix must be a non-negative integer');
-  // A 256-entry table of prefix lengths: one indexed load per message instead of a Set lookup or a call.
-  const keep = new Uint32Array(256);
-  for (let t = 0; t < 256; t++) {
-    if (options.prefixFor !== undefined) {
-      const n = options.prefixFor(t);
-      if (!Number.isInteger(n) || n < 0) throw new RangeError('prefixFor must return non-negative integers');
-      keep[t] = n;
-      continue;
-    }
-    const yes = typeof options.interesting === 'function' ? options.interesting(t) : options.interesting.has(t);
-    keep[t] = yes ? maxPrefix : 0;
-  }
-
+  const keep = options.prefixFor !== undefined ? sharedTable(options.prefixFor) : ownTable(maxPrefix, options.interesting);
   const header = Buffer.alloc(HEADER);
   let headerFill = 0;
   let type = 0;

@@ -22,6 +22,15 @@ import type { ClientInfo } from './client.js';
 import type { RoleWithCredentials, SessionDeps } from './deps.js';
 import { END_MESSAGE, END_SQLSTATE, type EndByProxy, type SessionEndReason } from './reasons.js';
 
+// What the taps keep of each message type, as functions made once so that every session's taps
+// share one table per function (proxy/relay/message-tap.ts).
+const NOTHING = (): boolean => false;
+const NO_PREFIX = (): number => 0;
+const CLIENT_PREFIX = (type: number): number => clientPrefixLimit(type, false);
+const CLIENT_PREFIX_WITH_VALUES = (type: number): number => clientPrefixLimit(type, true);
+// Without statement auditing: one body byte of ReadyForQuery (the transaction status), nothing else.
+const READY_FOR_QUERY_STATUS = (type: number): number => (type === BackendType.readyForQuery ? 1 : 0);
+
 // setTimeout takes at most 2^31-1 ms (about 24.8 days); longer waits are re-armed.
 const MAX_TIMER_MS = 0x7fffffff;
 
@@ -74,13 +83,16 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   const tracker = deps.settings.auditStatements
     ? new StatementTracker({ now: () => performance.now(), parameters: deps.settings.auditParameters, onStatement: auditStatement })
     : undefined;
-  const clientTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = tracker
-    ? { maxPrefix: 0, interesting: () => false, prefixFor: (t) => clientPrefixLimit(t, deps.settings.auditParameters) }
-    : { maxPrefix: 0, interesting: () => false };
-  const serverTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = tracker
-    ? { maxPrefix: 0, interesting: () => false, prefixFor: serverPrefixLimit }
-    : // One body byte of ReadyForQuery (the transaction status), nothing of any other message.
-      { maxPrefix: 1, interesting: (type) => type === BackendType.readyForQuery };
+  const clientTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = {
+    maxPrefix: 0,
+    interesting: NOTHING,
+    prefixFor: tracker ? (deps.settings.auditParameters ? CLIENT_PREFIX_WITH_VALUES : CLIENT_PREFIX) : NO_PREFIX,
+  };
+  const serverTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = {
+    maxPrefix: 0,
+    interesting: NOTHING,
+    prefixFor: tracker ? serverPrefixLimit : READY_FOR_QUERY_STATUS,
+  };
 
   const fromClient = createMessageTap({
     ...clientTap,

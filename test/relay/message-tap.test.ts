@@ -183,3 +183,26 @@ describe('properties', () => {
     );
   });
 });
+
+describe('prefixFor', () => {
+  const query = (text: string): Buffer => serialize.query(text);
+  const parse = (text: string): Buffer => serialize.parse({ text });
+
+  it('keeps each type its own number of bytes, the same for every tap given the same function', () => {
+    const limits = (type: number): number => (type === 0x51 ? 4 : type === 0x50 ? 2 : 0);
+    for (let i = 0; i < 3; i++) {
+      const { seen } = collect([Buffer.concat([query('SELECT 1'), parse('SELECT 2'), serialize.sync()])], { prefixFor: limits });
+      expect(seen).toEqual([
+        { type: 'Q', length: 13, prefix: 'SELE' },
+        { type: 'P', length: 16, prefix: '\0S' },
+        { type: 'S', length: 4, prefix: '' },
+      ]);
+    }
+  });
+
+  it('refuses a function that gives a length that is not a non-negative integer, every time', () => {
+    const bad = (type: number): number => (type === 0x51 ? -1 : 0);
+    expect(() => collect([], { prefixFor: bad })).toThrow(RangeError);
+    expect(() => collect([], { prefixFor: bad })).toThrow(RangeError);
+  });
+});
