@@ -298,7 +298,7 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       // and whatever it still sends is dropped until it closes.
       if (outstanding.busy && !saidGoodbye) upstream.socket.destroy();
       else if (saidGoodbye) closeSoon(upstream.socket);
-      else sayGoodbye(upstream.socket);
+      else goodbye();
     } else if (reason === 'upstream_closed') {
       // Whatever the server said last (e.g. its own FATAL) has been relayed already.
       if (info.error) stream.destroy();
@@ -349,8 +349,16 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
       session.cancel().catch((err: unknown) => log.debug({ err }, 'cancel on session end failed'));
       upstream.socket.destroy();
     } else {
-      sayGoodbye(upstream.socket);
+      goodbye();
     }
+  }
+
+  // The socket may wait in the goodbye queue for a while: it must not keep this session reachable
+  // through our listener. sayGoodbye listens for its errors from then on (unless it is destroyed
+  // already, when it never enters the queue and keeps ours).
+  function goodbye(): void {
+    sayGoodbye(upstream.socket);
+    if (!upstream.socket.destroyed) upstream.socket.off('error', onUpstreamError);
   }
 
   function finish(reason: SessionEndReason): void {

@@ -18,7 +18,9 @@ const MAX_IN_FLIGHT = 2;
 const GRACE_MS = 2_000;
 
 let inFlight = 0;
-const waiting: Socket[] = [];
+// A queue read from `head`: a slot is cleared when its socket is taken, since a socket said goodbye
+// to must not stay reachable from here (through its listeners it can hold its whole ended session).
+const waiting: (Socket | undefined)[] = [];
 let head = 0;
 
 /**
@@ -40,8 +42,12 @@ export function goodbyesPending(): number {
 
 function startWaiting(): void {
   while (inFlight < MAX_IN_FLIGHT && head < waiting.length) {
-    const socket = waiting[head++]!;
-    if (head > 1024 && head * 2 > waiting.length) {
+    const socket = waiting[head] as Socket;
+    waiting[head++] = undefined;
+    if (head === waiting.length) {
+      waiting.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > waiting.length) {
       waiting.splice(0, head);
       head = 0;
     }
