@@ -19,7 +19,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { cpuSeconds } from './proxy.js';
 import type { BenchRow } from './scim.js';
-import { startServeProcess, type ServeProcess } from './serve-process.js';
+import { startServeProcess, stopChild, type ServeProcess } from './serve-process.js';
+import { median } from './stats.js';
 
 export interface ClusterBenchOptions {
   dir: string;
@@ -277,10 +278,8 @@ async function startLoad(binDir: string, port: number, user: string, password: s
   await started;
   return {
     stop: async () => {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      await exited;
-      return [...tps].sort((x, y) => x - y)[Math.floor(tps.length / 2)] ?? NaN;
+      await stopChild(child);
+      return median(tps);
     },
   };
 }

@@ -1,6 +1,7 @@
 // Proxy benchmark (issue 12): pgbench against direct PostgreSQL, pgbouncer (session mode), rolegate and
-// a bare Node relay (the floor of what any Node proxy costs here, bench/node-relay.ts), like for like: one set with TLS on both legs of every target and one with plain TCP on both legs,
-// each leg's transport checked during every run, targets alternating round by round; every raw run,
+// a bare Node relay (the floor of what any Node proxy costs here, bench/node-relay.ts), like for like:
+// one set with TLS on both legs of every target and one with plain TCP on both legs, each leg's
+// transport checked during every run, targets alternating round by round; every raw run,
 // the machine, the versions and both proxies' pool sizes printed. Plus rolegate's resident memory
 // with 1,000 idle TLS sessions.
 import { execFile, spawn } from 'node:child_process';
@@ -94,8 +95,8 @@ export async function runProxyBench(opts: ProxyBenchOptions): Promise<BenchRow[]
     for (const transport of BOTH) {
       const T = TRANSPORT_NAME[transport];
       for (const w of WORKLOADS.filter((x) => x.transports.includes(transport))) {
-        const [d, b, r, n] = (['direct', 'pgbouncer', 'rolegate', 'node-relay'] as const).map((x) => median(tps.get(`${transport}|${w.name}|${x}`) ?? [])) as [number, number, number, number];
-        const cpuOf = (x: TargetName): number => median(cpuPerTx.get(`${transport}|${w.name}|${x}`) ?? []);
+        const [d, b, r, n] = (['direct', 'pgbouncer', 'rolegate', 'node-relay'] as const).map((x) => median(tps.get(`${transport}|${w.name}|${x}`))) as [number, number, number, number];
+        const cpuOf = (x: TargetName): number => median(cpuPerTx.get(`${transport}|${w.name}|${x}`));
         rows.push({ name: `${T}, ${w.name}: direct tps`, value: d, unit: 'tps' });
         rows.push({ name: `${T}, ${w.name}: pgbouncer tps`, value: b, unit: 'tps' });
         if (w.throughput) rows.push({ name: `${T}, ${w.name}: bare Node relay tps`, value: n, unit: 'tps' });
@@ -111,7 +112,7 @@ export async function runProxyBench(opts: ProxyBenchOptions): Promise<BenchRow[]
           add('direct', r / d);
           add('pgbouncer', r / b);
           add('node-relay', r / n);
-          add('floor/pgbouncer', n / b);
+          add('node-relay/pgbouncer', n / b);
         }
       }
     }
@@ -122,7 +123,7 @@ export async function runProxyBench(opts: ProxyBenchOptions): Promise<BenchRow[]
     // No targets: where the platform stands (the floor against pgbouncer) and how close rolegate is to it.
     for (const transport of BOTH) {
       const T = TRANSPORT_NAME[transport];
-      rows.push({ name: `${T}, the same four: geometric mean of bare Node relay/pgbouncer`, value: geomean(ratios.get(`${transport}|floor/pgbouncer`) ?? []), unit: 'x' });
+      rows.push({ name: `${T}, the same four: geometric mean of bare Node relay/pgbouncer`, value: geomean(ratios.get(`${transport}|node-relay/pgbouncer`) ?? []), unit: 'x' });
       rows.push({ name: `${T}, the same four: geometric mean of rolegate/bare Node relay`, value: geomean(ratios.get(`${transport}|node-relay`) ?? []), unit: 'x' });
     }
 

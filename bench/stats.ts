@@ -1,8 +1,8 @@
 // The benchmarks' summary statistics: every figure quoted as "median" is this one.
 
 /** The median; with an even count, the mean of the two middle values (two rounds give their mean, not the higher). */
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
+export function median(xs: readonly number[] | undefined): number {
+  if (xs === undefined || xs.length === 0) return NaN;
   const sorted = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;

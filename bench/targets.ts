@@ -13,7 +13,7 @@ import pg from 'pg';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startDevIssuer } from '../demo/dev-issuer.js';
 import { startLocalPostgres, type LocalPostgres } from '../demo/local-postgres.js';
-import { startServeProcess, type ServeProcess } from './serve-process.js';
+import { startServeProcess, stopChild, type ServeProcess } from './serve-process.js';
 
 const run = promisify(execFile);
 
@@ -228,12 +228,7 @@ async function startNodeRelay(
   });
   return {
     pid: () => child.pid,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopChild(child),
   };
 }
 
@@ -315,11 +310,7 @@ logfile = ${join(bdir, 'pgbouncer.log')}
   return {
     // Under root the child is runuser; pgbouncer is its only child.
     pid: () => (isRoot() ? childrenOf(child.pid) : child.pid === undefined ? [] : [child.pid])[0],
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
+    stop: () => stopChild(child),
   };
 }
 

@@ -170,27 +170,26 @@ log: { level: warn }
       }
     }
 
-    const medianOf = (xs: number[] | undefined): number => median(xs ?? []);
     const rows: BenchRow[] = [];
     for (const w of WORKLOADS) {
-      const bouncerTps = medianOf(tps.get(`${w.name}|pgbouncer`));
+      const bouncerTps = median(tps.get(`${w.name}|pgbouncer`));
       for (const t of TARGETS) {
         const key = `${w.name}|${t}`;
-        rows.push({ name: `${w.name}: ${t} tps`, value: medianOf(tps.get(key)), unit: 'tps' });
-        rows.push({ name: `${w.name}: ${t} CPU per transaction`, value: medianOf(cpuPerTx.get(key)), unit: 'µs' });
-        rows.push({ name: `${w.name}: ${t} context switches per transaction`, value: medianOf(switchesPerTx.get(key)), unit: '' });
-        if (t !== 'pgbouncer') rows.push({ name: `${w.name}: ${t} / pgbouncer`, value: medianOf(tps.get(key)) / bouncerTps, unit: 'x' });
+        rows.push({ name: `${w.name}: ${t} tps`, value: median(tps.get(key)), unit: 'tps' });
+        rows.push({ name: `${w.name}: ${t} CPU per transaction`, value: median(cpuPerTx.get(key)), unit: 'µs' });
+        rows.push({ name: `${w.name}: ${t} context switches per transaction`, value: median(switchesPerTx.get(key)), unit: '' });
+        if (t !== 'pgbouncer') rows.push({ name: `${w.name}: ${t} / pgbouncer`, value: median(tps.get(key)) / bouncerTps, unit: 'x' });
       }
       rows.push({
         name: `${w.name}: 2 workers / 1 worker`,
-        value: medianOf(tps.get(`${w.name}|rolegate 2 workers`)) / medianOf(tps.get(`${w.name}|rolegate 1 worker`)),
+        value: median(tps.get(`${w.name}|rolegate 2 workers`)) / median(tps.get(`${w.name}|rolegate 1 worker`)),
         unit: 'x',
       });
       // Round-robin hand-off must give both workers work (the promise of using more cores); the
       // supervisor's own share is what that hand-off costs.
-      rows.push({ name: `${w.name}: 2 workers, busiest worker's share of the workers' CPU`, value: medianOf(busiest.get(`${w.name}|rolegate 2 workers`)), unit: '', target: { op: '<=', limit: 0.75 } });
-      rows.push({ name: `${w.name}: 2 workers, the supervisor's share of all CPU`, value: medianOf(supervisorShare.get(`${w.name}|rolegate 2 workers`)), unit: '' });
-      rows.push({ name: `${w.name}: 2 workers SCHED_NONE, busiest worker's share of the workers' CPU`, value: medianOf(busiest.get(`${w.name}|rolegate 2 workers, SCHED_NONE`)), unit: '' });
+      rows.push({ name: `${w.name}: 2 workers, busiest worker's share of the workers' CPU`, value: median(busiest.get(`${w.name}|rolegate 2 workers`)), unit: '', target: { op: '<=', limit: 0.75 } });
+      rows.push({ name: `${w.name}: 2 workers, the supervisor's share of all CPU`, value: median(supervisorShare.get(`${w.name}|rolegate 2 workers`)), unit: '' });
+      rows.push({ name: `${w.name}: 2 workers SCHED_NONE, busiest worker's share of the workers' CPU`, value: median(busiest.get(`${w.name}|rolegate 2 workers, SCHED_NONE`)), unit: '' });
     }
     rows.push({ name: 'rolegate 1 worker: RSS', value: rssMiB(tree(one.serve)), unit: 'MiB' });
     rows.push({ name: 'rolegate 2 workers: RSS of supervisor + workers', value: rssMiB(tree(two.serve)), unit: 'MiB' });

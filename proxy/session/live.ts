@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import type { VerifiedToken } from '../auth/index.js';
 import { decideRole, type Decision } from '../authz/decide.js';
 import type { LiveSession, SessionSnapshot } from './registry.js';
-import { createMessageTap, type MessageTapOptions } from '../relay/message-tap.js';
+import { createMessageTap } from '../relay/message-tap.js';
 import { Outstanding } from '../relay/outstanding.js';
 import { relay, type Relay, type RelayEndReason } from '../relay/pipe.js';
 import { StatementTracker, clientPrefixLimit, serverPrefixLimit, type StatementRecord } from '../relay/statements.js';
@@ -83,19 +83,13 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
   const tracker = deps.settings.auditStatements
     ? new StatementTracker({ now: () => performance.now(), parameters: deps.settings.auditParameters, onStatement: auditStatement })
     : undefined;
-  const clientTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = {
-    maxPrefix: 0,
-    interesting: NOTHING,
-    prefixFor: tracker ? (deps.settings.auditParameters ? CLIENT_PREFIX_WITH_VALUES : CLIENT_PREFIX) : NO_PREFIX,
-  };
-  const serverTap: Pick<MessageTapOptions, 'maxPrefix' | 'interesting' | 'prefixFor'> = {
-    maxPrefix: 0,
-    interesting: NOTHING,
-    prefixFor: tracker ? serverPrefixLimit : READY_FOR_QUERY_STATUS,
-  };
+  const clientPrefix = tracker ? (deps.settings.auditParameters ? CLIENT_PREFIX_WITH_VALUES : CLIENT_PREFIX) : NO_PREFIX;
+  const serverPrefix = tracker ? serverPrefixLimit : READY_FOR_QUERY_STATUS;
 
   const fromClient = createMessageTap({
-    ...clientTap,
+    maxPrefix: 0,
+    interesting: NOTHING,
+    prefixFor: clientPrefix,
     onMessage: (msg) => {
       outstanding.sent(msg.type);
       if (msg.type === FrontendType.terminate) saidGoodbye = true;
@@ -107,7 +101,9 @@ export function startLiveSession(input: LiveSessionInput): LiveSession {
     },
   });
   const fromServer = createMessageTap({
-    ...serverTap,
+    maxPrefix: 0,
+    interesting: NOTHING,
+    prefixFor: serverPrefix,
     onMessage: (msg) => {
       if (msg.type === BackendType.readyForQuery) {
         outstanding.received(msg.type, msg.prefix[0] ?? 0);
