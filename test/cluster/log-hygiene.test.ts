@@ -32,12 +32,18 @@ async function storeQuery<T extends pg.QueryResultRow>(sql: string): Promise<T[]
   }
 }
 
+/**
+ * The log's size, its last change and how far it was pruned. The last change is the higher of the
+ * newest row and the horizon: a live instance may prune every row before this reads them (on a
+ * loaded machine the writes take longer than a prune cycle), and then the horizon is the last one.
+ */
 async function log(): Promise<{ rows: number; last: number; horizon: number }> {
-  const [r] = await storeQuery<{ rows: number; last: string | null; horizon: string }>(
-    `SELECT (SELECT count(*)::int FROM rg_changes) AS rows, (SELECT max(seq)::text FROM rg_changes) AS last,
+  const [r] = await storeQuery<{ rows: number; last: string; horizon: string }>(
+    `SELECT (SELECT count(*)::int FROM rg_changes) AS rows,
+            greatest((SELECT max(seq) FROM rg_changes), (SELECT pruned_through FROM rg_log_horizon))::text AS last,
             (SELECT pruned_through::text FROM rg_log_horizon) AS horizon`,
   );
-  return { rows: r!.rows, last: Number(r!.last ?? 0), horizon: Number(r!.horizon) };
+  return { rows: r!.rows, last: Number(r!.last), horizon: Number(r!.horizon) };
 }
 
 async function metric(via: Instance, name: string): Promise<number> {

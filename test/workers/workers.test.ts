@@ -37,7 +37,23 @@ function clientPort(client: pg.Client): number {
   return (client as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
 }
 
-/** The session each client holds, as the admin API lists it (any worker may answer). */
+/** How many of the session `ids` the workers' mirrors have written to the store's shared list. */
+async function mirrored(ids: readonly string[]): Promise<number> {
+  const store = new pg.Client({ connectionString: cluster.storeUrl });
+  await store.connect();
+  try {
+    return (await store.query('select 1 from rg_sessions where id = any($1::text[])', [ids])).rowCount ?? 0;
+  } finally {
+    await store.end();
+  }
+}
+
+/**
+ * The session each client holds, as the admin API lists it, once every worker lists them all. A
+ * worker lists its own sessions from memory and the other's from rg_sessions, which each worker
+ * writes within 50 ms of a change (docs/design.md §8): one worker's full answer does not mean the
+ * other's, so this also waits for the store to hold every session.
+ */
 async function sessionsOf(clients: pg.Client[]): Promise<SessionJson[]> {
   let found: SessionJson[] = [];
   await waitFor(async () => {
@@ -45,6 +61,7 @@ async function sessionsOf(clients: pg.Client[]): Promise<SessionJson[]> {
     found = clients.flatMap((c) => list.filter((s) => s.client.port === clientPort(c)));
     return found.length === clients.length;
   }, 5_000, 'not every client is in the session list');
+  await waitFor(async () => (await mirrored(found.map((s) => s.id))) === clients.length, 5_000, 'not every session is in the shared list');
   return found;
 }
 
