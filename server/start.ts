@@ -208,7 +208,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       metrics: everyWorker?.metrics ?? { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       logger,
       extra: (a) => {
-        a.use('/admin', createAuditHeadRouter({ tokens: adminTokens, audit }));
+        a.use('/admin', createAuditHeadRouter({ tokens: adminTokens, audit: { head: () => audit.head(), ...(everyWorker ? { everyWorker: everyWorker.auditHeads } : {}) } }));
         a.use('/admin/directory', createDirectoryRouter({ tokens: adminTokens, view: directoryView({ instance: deps.instance, store, index, cluster }) }));
         a.use('/admin', createSessionsRouter({ tokens: adminTokens, sessions: sessionsPort(registry, cluster, logger) }));
       },
@@ -231,7 +231,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     cleanups.push(() => listener.drain(drainMs));
     logger.info({ proxy: `${proxyAddr.address}:${proxyAddr.port}`, tls: tls !== undefined }, 'proxy listener ready');
 
-    deps.workers?.started({ ready: ownReady, metrics: () => metrics.registry.getMetricsAsJSON() });
+    deps.workers?.started({ ready: ownReady, metrics: () => metrics.registry.getMetricsAsJSON(), auditHead: () => audit.head() });
     let closing: Promise<void> | undefined;
     return {
       proxy: { host: proxyAddr.address, port: proxyAddr.port },

@@ -6,6 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Readiness } from '../admin/app.js';
+import type { AuditHead, AuditHeads } from '../admin/audit-head.js';
 import type { Logger } from '../lib/log.js';
 
 /** A worker that dies is started again after 100 ms, doubling up to 10 s while it keeps dying. */
@@ -15,7 +16,7 @@ const GATHER_TIMEOUT_MS = 5_000;
 /** The environment variable that tells a forked process which worker it is (1..N). */
 export const WORKER_ENV = 'ROLEGATE_WORKER';
 
-type Question = 'ready' | 'metrics';
+type Question = 'ready' | 'metrics' | 'auditHead';
 type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Why a worker's part is missing from an answer. */
@@ -33,7 +34,7 @@ type Message =
 function asMessage(raw: unknown): Message | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const m = raw as Record<string, unknown>;
-  const question = m.what === 'ready' || m.what === 'metrics';
+  const question = m.what === 'ready' || m.what === 'metrics' || m.what === 'auditHead';
   switch (m.rg) {
     case 'started':
       return { rg: 'started' };
@@ -221,12 +222,16 @@ function send(to: Worker | NodeJS.Process, message: Message): void {
 export interface OwnState {
   ready(): Promise<Readiness>;
   metrics(): Promise<Metrics>;
+  /** The head of this worker's own audit chain (each worker writes its own series). */
+  auditHead(): AuditHead;
 }
 
 /** What the admin listener serves when it answers for every worker of this `serve`. */
 export interface WorkersView {
   ready(): Promise<Readiness>;
   metrics: { contentType: string; render(): Promise<string> };
+  /** Every running worker's audit chain head, and which workers' heads are missing (and why). */
+  auditHeads(): Promise<AuditHeads>;
 }
 
 // Gauges whose sum across workers means nothing: the service is only as current as its least current
@@ -260,6 +265,7 @@ export class WorkerPeers {
         contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE,
         render: async () => combineMetrics(await this.#ask('metrics')),
       },
+      auditHeads: async () => combineAuditHeads(await this.#ask('auditHead')),
     };
   }
 
@@ -292,7 +298,9 @@ export class WorkerPeers {
     const id = m.id;
     const part: Promise<unknown> = m.what === 'ready'
       ? own.ready().catch((): Readiness => ({ ok: false, reason: 'readiness check failed' }))
-      : own.metrics().catch(() => []);
+      : m.what === 'metrics'
+        ? own.metrics().catch(() => [])
+        : Promise.resolve().then(() => own.auditHead()).catch(() => null);
     void part.then((data) => send(process, { rg: 'reported', id, data }));
   }
 }
@@ -309,6 +317,29 @@ export function combineReadiness(answer: { replies: { worker: number; data: unkn
   const first = answer.missing[0];
   if (first !== undefined) return { ok: false, reason: `worker ${first.worker} ${first.why === 'not running' ? 'is not running' : 'did not answer'}` };
   return { ok: true };
+}
+
+/**
+ * Every worker's audit chain head, in worker order. A reply that is not a head (a worker that could
+ * not read its own) counts as missing: an outside system must not record half the chains as if whole.
+ */
+export function combineAuditHeads(answer: { replies: { worker: number; data: unknown }[]; missing: Missing[] }): AuditHeads {
+  const heads: AuditHeads['heads'][number][] = [];
+  const missing: AuditHeads['missing'][number][] = answer.missing.map((m) => ({ worker: m.worker, why: m.why }));
+  for (const r of answer.replies) {
+    if (isAuditHead(r.data)) heads.push({ worker: r.worker, ...r.data });
+    else missing.push({ worker: r.worker, why: 'no answer' });
+  }
+  heads.sort((a, b) => a.worker - b.worker);
+  missing.sort((a, b) => a.worker - b.worker);
+  return { heads, missing };
+}
+
+function isAuditHead(d: unknown): d is AuditHead {
+  if (typeof d !== 'object' || d === null) return false;
+  const h = d as Record<string, unknown>;
+  return typeof h.instance === 'string' && typeof h.seq === 'number' && typeof h.hash === 'string' && typeof h.available === 'boolean'
+    && (h.ts === null || typeof h.ts === 'string') && (h.file === null || typeof h.file === 'string');
 }
 
 /** Every worker's series summed into one exposition, plus how many workers the sum covers. */

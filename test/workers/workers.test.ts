@@ -146,6 +146,29 @@ describe('two workers on one PostgreSQL store', () => {
     await Promise.all(clients.map((c) => c.end()));
   });
 
+  it('GET /admin/audit/head answers with every worker\'s chain head, each one a line on that worker\'s disk', async () => {
+    // Each worker writes its own series; an outside system records every head, whichever worker answers.
+    const { clients } = await openOnBoth('bob@corp.com', 2);
+    const answered = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const res = await gw.admin('/audit/head');
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { instance: string; seq: number; hash: string; workers: { worker: number; instance: string; seq: number; hash: string; available: boolean }[] };
+      answered.add(body.instance);
+      expect(body.workers.map((h) => [h.worker, h.instance])).toEqual([[1, w1], [2, w2]]);
+      expect(body.workers.find((h) => h.instance === body.instance)).toMatchObject({ seq: body.seq, hash: body.hash });
+      const lines = gw.auditEvents();
+      for (const h of body.workers) {
+        expect(h.available).toBe(true);
+        expect(h.seq).toBeGreaterThan(0);
+        // The head is a synced line: on disk with exactly that hash in that worker's chain.
+        expect(lines.find((e) => e.instance === h.instance && e.seq === h.seq)?.hash).toBe(h.hash);
+      }
+    }
+    expect(answered).toEqual(new Set([w1, w2]));
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
   it('a deactivation ends the person\'s sessions on both workers', async () => {
     const id = await cluster.provision(gw, 'dora@corp.com', ['analysts']);
     await bothWorkersCaughtUp();
