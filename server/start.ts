@@ -202,6 +202,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       ...(provisioning ? provisioningReadiness(provisioning) : []),
     ], logger);
     const everyWorker = deps.workers?.view();
+    const ownDirectory = directoryView({ instance: deps.instance, store, index, cluster });
     const app = createAdminApp({
       scim,
       ready: everyWorker?.ready ?? ownReady,
@@ -209,7 +210,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       logger,
       extra: (a) => {
         a.use('/admin', createAuditHeadRouter({ tokens: adminTokens, audit: { head: () => audit.head(), ...(everyWorker ? { everyWorker: everyWorker.auditHeads } : {}) } }));
-        a.use('/admin/directory', createDirectoryRouter({ tokens: adminTokens, view: directoryView({ instance: deps.instance, store, index, cluster }) }));
+        a.use('/admin/directory', createDirectoryRouter({ tokens: adminTokens, view: ownDirectory, ...(everyWorker ? { everyWorker: everyWorker.directories } : {}) }));
         a.use('/admin', createSessionsRouter({ tokens: adminTokens, sessions: sessionsPort(registry, cluster, logger) }));
       },
     });
@@ -231,7 +232,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     cleanups.push(() => listener.drain(drainMs));
     logger.info({ proxy: `${proxyAddr.address}:${proxyAddr.port}`, tls: tls !== undefined }, 'proxy listener ready');
 
-    deps.workers?.started({ ready: ownReady, metrics: () => metrics.registry.getMetricsAsJSON(), auditHead: () => audit.head() });
+    deps.workers?.started({ ready: ownReady, metrics: () => metrics.registry.getMetricsAsJSON(), auditHead: () => audit.head(), directory: ownDirectory });
     let closing: Promise<void> | undefined;
     return {
       proxy: { host: proxyAddr.address, port: proxyAddr.port },

@@ -6,7 +6,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Readiness } from '../admin/app.js';
-import type { AuditHead, AuditHeads } from '../admin/audit-head.js';
+import type { AuditHead } from '../admin/audit-head.js';
+import type { DirectoryView } from '../admin/directory.js';
+import type { MissingWorker, PerWorker } from '../admin/per-worker.js';
 import type { Logger } from '../lib/log.js';
 
 /** A worker that dies is started again after 100 ms, doubling up to 10 s while it keeps dying. */
@@ -16,11 +18,11 @@ const GATHER_TIMEOUT_MS = 5_000;
 /** The environment variable that tells a forked process which worker it is (1..N). */
 export const WORKER_ENV = 'ROLEGATE_WORKER';
 
-type Question = 'ready' | 'metrics' | 'auditHead';
+type Question = 'ready' | 'metrics' | 'auditHead' | 'directory';
 type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Why a worker's part is missing from an answer. */
-type Missing = { worker: number; why: 'not running' | 'no answer' };
+type Missing = MissingWorker;
 
 /** The messages between the supervisor and its workers (IPC, JSON). */
 type Message =
@@ -34,7 +36,7 @@ type Message =
 function asMessage(raw: unknown): Message | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const m = raw as Record<string, unknown>;
-  const question = m.what === 'ready' || m.what === 'metrics' || m.what === 'auditHead';
+  const question = m.what === 'ready' || m.what === 'metrics' || m.what === 'auditHead' || m.what === 'directory';
   switch (m.rg) {
     case 'started':
       return { rg: 'started' };
@@ -224,6 +226,8 @@ export interface OwnState {
   metrics(): Promise<Metrics>;
   /** The head of this worker's own audit chain (each worker writes its own series). */
   auditHead(): AuditHead;
+  /** This worker's view of its in-memory directory (each worker holds its own copy). */
+  directory(): Promise<DirectoryView>;
 }
 
 /** What the admin listener serves when it answers for every worker of this `serve`. */
@@ -231,7 +235,9 @@ export interface WorkersView {
   ready(): Promise<Readiness>;
   metrics: { contentType: string; render(): Promise<string> };
   /** Every running worker's audit chain head, and which workers' heads are missing (and why). */
-  auditHeads(): Promise<AuditHeads>;
+  auditHeads(): Promise<PerWorker<AuditHead>>;
+  /** Every running worker's directory view, and which workers' views are missing (and why). */
+  directories(): Promise<PerWorker<DirectoryView>>;
 }
 
 // Gauges whose sum across workers means nothing: the service is only as current as its least current
@@ -265,7 +271,8 @@ export class WorkerPeers {
         contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE,
         render: async () => combineMetrics(await this.#ask('metrics')),
       },
-      auditHeads: async () => combineAuditHeads(await this.#ask('auditHead')),
+      auditHeads: async () => combineParts(await this.#ask('auditHead'), isAuditHead),
+      directories: async () => combineParts(await this.#ask('directory'), isDirectoryView),
     };
   }
 
@@ -300,7 +307,9 @@ export class WorkerPeers {
       ? own.ready().catch((): Readiness => ({ ok: false, reason: 'readiness check failed' }))
       : m.what === 'metrics'
         ? own.metrics().catch(() => [])
-        : Promise.resolve().then(() => own.auditHead()).catch(() => null);
+        : m.what === 'auditHead'
+          ? Promise.resolve().then(() => own.auditHead()).catch(() => null)
+          : own.directory().catch(() => null);
     void part.then((data) => send(process, { rg: 'reported', id, data }));
   }
 }
@@ -320,26 +329,35 @@ export function combineReadiness(answer: { replies: { worker: number; data: unkn
 }
 
 /**
- * Every worker's audit chain head, in worker order. A reply that is not a head (a worker that could
- * not read its own) counts as missing: an outside system must not record half the chains as if whole.
+ * Every worker's part of an answer, in worker order. A reply that is not such a part (a worker that
+ * could not produce its own) counts as missing: the admin API says 503 rather than pass some parts
+ * off as all of them (admin/per-worker.ts).
  */
-export function combineAuditHeads(answer: { replies: { worker: number; data: unknown }[]; missing: Missing[] }): AuditHeads {
-  const heads: AuditHeads['heads'][number][] = [];
-  const missing: AuditHeads['missing'][number][] = answer.missing.map((m) => ({ worker: m.worker, why: m.why }));
+export function combineParts<T extends object>(answer: { replies: { worker: number; data: unknown }[]; missing: Missing[] }, isPart: (d: unknown) => d is T): PerWorker<T> {
+  const parts: (T & { worker: number })[] = [];
+  const missing: MissingWorker[] = answer.missing.map((m) => ({ worker: m.worker, why: m.why }));
   for (const r of answer.replies) {
-    if (isAuditHead(r.data)) heads.push({ worker: r.worker, ...r.data });
+    if (isPart(r.data)) parts.push({ ...r.data, worker: r.worker });
     else missing.push({ worker: r.worker, why: 'no answer' });
   }
-  heads.sort((a, b) => a.worker - b.worker);
+  parts.sort((a, b) => a.worker - b.worker);
   missing.sort((a, b) => a.worker - b.worker);
-  return { heads, missing };
+  return { parts, missing };
 }
 
-function isAuditHead(d: unknown): d is AuditHead {
-  if (typeof d !== 'object' || d === null) return false;
-  const h = d as Record<string, unknown>;
-  return typeof h.instance === 'string' && typeof h.seq === 'number' && typeof h.hash === 'string' && typeof h.available === 'boolean'
-    && (h.ts === null || typeof h.ts === 'string') && (h.file === null || typeof h.file === 'string');
+function isObject(d: unknown): d is Record<string, unknown> {
+  return typeof d === 'object' && d !== null;
+}
+
+export function isAuditHead(d: unknown): d is AuditHead {
+  return isObject(d) && typeof d.instance === 'string' && typeof d.seq === 'number' && typeof d.hash === 'string' && typeof d.available === 'boolean'
+    && (d.ts === null || typeof d.ts === 'string') && (d.file === null || typeof d.file === 'string');
+}
+
+export function isDirectoryView(d: unknown): d is DirectoryView {
+  return isObject(d) && typeof d.instance === 'string' && (d.store === 'sqlite' || d.store === 'postgres') && typeof d.current === 'boolean'
+    && typeof d.position === 'string' && typeof d.persons === 'number' && typeof d.groups === 'number'
+    && typeof d.memberships === 'number' && typeof d.digest === 'string' && (d.reason === undefined || typeof d.reason === 'string');
 }
 
 /** Every worker's series summed into one exposition, plus how many workers the sum covers. */
