@@ -18,11 +18,13 @@ const GATHER_TIMEOUT_MS = 5_000;
 /** The environment variable that tells a forked process which worker it is (1..N). */
 export const WORKER_ENV = 'ROLEGATE_WORKER';
 
-type Question = 'ready' | 'metrics' | 'auditHead' | 'directory';
+/** What a worker can be asked about itself (each has its answer in WorkerPeers #part). */
+const QUESTIONS = ['ready', 'metrics', 'auditHead', 'directory'] as const;
+type Question = (typeof QUESTIONS)[number];
 type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 
-/** Why a worker's part is missing from an answer. */
-type Missing = MissingWorker;
+/** Every running worker's reply to one question, and the workers that gave none. */
+type Gathered = { replies: { worker: number; data: unknown }[]; missing: MissingWorker[] };
 
 /** The messages between the supervisor and its workers (IPC, JSON). */
 type Message =
@@ -30,13 +32,13 @@ type Message =
   | { rg: 'ask'; id: number; what: Question }
   | { rg: 'report'; id: number; what: Question }
   | { rg: 'reported'; id: number; data: unknown }
-  | { rg: 'answer'; id: number; replies: { worker: number; data: unknown }[]; missing: Missing[] };
+  | { rg: 'answer'; id: number; replies: { worker: number; data: unknown }[]; missing: MissingWorker[] };
 
 /** Narrows what arrives on the IPC channel; anything else (prom-client's own messages) is ignored. */
 function asMessage(raw: unknown): Message | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const m = raw as Record<string, unknown>;
-  const question = m.what === 'ready' || m.what === 'metrics' || m.what === 'auditHead' || m.what === 'directory';
+  const question = (QUESTIONS as readonly unknown[]).includes(m.what);
   switch (m.rg) {
     case 'started':
       return { rg: 'started' };
@@ -47,7 +49,7 @@ function asMessage(raw: unknown): Message | undefined {
       return typeof m.id === 'number' ? { rg: 'reported', id: m.id, data: m.data } : undefined;
     case 'answer':
       return typeof m.id === 'number' && Array.isArray(m.replies) && Array.isArray(m.missing)
-        ? { rg: 'answer', id: m.id, replies: m.replies as { worker: number; data: unknown }[], missing: m.missing as Missing[] }
+        ? { rg: 'answer', id: m.id, replies: m.replies as { worker: number; data: unknown }[], missing: m.missing as MissingWorker[] }
         : undefined;
     default:
       return undefined;
@@ -131,10 +133,10 @@ export function superviseWorkers(opts: SupervisorOptions): Supervisor {
   }
 
   /** Asks every started worker `what` and hands on what came back within the timeout. */
-  function gather(what: Question, done: (replies: { worker: number; data: unknown }[], missing: Missing[]) => void): void {
+  function gather(what: Question, done: (replies: { worker: number; data: unknown }[], missing: MissingWorker[]) => void): void {
     const id = nextGather++;
     const asked = running();
-    const notRunning: Missing[] = slots.filter((s) => s.worker === undefined || !s.started).map((s) => ({ worker: s.k, why: 'not running' }));
+    const notRunning: MissingWorker[] = slots.filter((s) => s.worker === undefined || !s.started).map((s) => ({ worker: s.k, why: 'not running' }));
     const replies = new Map<number, unknown>();
     const expected = new Set(asked.map((s) => s.k));
     const timer = setTimeout(complete, GATHER_TIMEOUT_MS);
@@ -142,7 +144,7 @@ export function superviseWorkers(opts: SupervisorOptions): Supervisor {
       clearTimeout(timer);
       gatherers.delete(id);
       const got = [...replies].map(([worker, data]) => ({ worker, data })).sort((a, b) => a.worker - b.worker);
-      const silent: Missing[] = [...expected].filter((k) => !replies.has(k)).map((k) => ({ worker: k, why: 'no answer' }));
+      const silent: MissingWorker[] = [...expected].filter((k) => !replies.has(k)).map((k) => ({ worker: k, why: 'no answer' }));
       done(got, [...notRunning, ...silent].sort((a, b) => a.worker - b.worker));
     }
     const finish = () => {
@@ -303,19 +305,26 @@ export class WorkerPeers {
     const own = this.#own;
     if (own === undefined) return; // not started yet: the supervisor does not ask such a worker
     const id = m.id;
-    const part: Promise<unknown> = m.what === 'ready'
-      ? own.ready().catch((): Readiness => ({ ok: false, reason: 'readiness check failed' }))
-      : m.what === 'metrics'
-        ? own.metrics().catch(() => [])
-        : m.what === 'auditHead'
-          ? Promise.resolve().then(() => own.auditHead()).catch(() => null)
-          : own.directory().catch(() => null);
-    void part.then((data) => send(process, { rg: 'reported', id, data }));
+    void this.#part(own, m.what).then((data) => send(process, { rg: 'reported', id, data }));
+  }
+
+  /** This worker's part of an answer; a part it cannot give is one the combiners count as missing. */
+  #part(own: OwnState, what: Question): Promise<unknown> {
+    switch (what) {
+      case 'ready':
+        return own.ready().catch((): Readiness => ({ ok: false, reason: 'readiness check failed' }));
+      case 'metrics':
+        return own.metrics().catch(() => []);
+      case 'auditHead':
+        return Promise.resolve().then(() => own.auditHead()).catch(() => null);
+      case 'directory':
+        return own.directory().catch(() => null);
+    }
   }
 }
 
 /** Ready only when every worker is: the proxy port hands connections to any of them. */
-export function combineReadiness(answer: { replies: { worker: number; data: unknown }[]; missing: Missing[] }): Readiness {
+export function combineReadiness(answer: Gathered): Readiness {
   for (const r of answer.replies) {
     const state = r.data as Partial<Readiness> | null;
     if (state?.ok !== true) {
@@ -333,9 +342,9 @@ export function combineReadiness(answer: { replies: { worker: number; data: unkn
  * could not produce its own) counts as missing: the admin API says 503 rather than pass some parts
  * off as all of them (admin/per-worker.ts).
  */
-export function combineParts<T extends object>(answer: { replies: { worker: number; data: unknown }[]; missing: Missing[] }, isPart: (d: unknown) => d is T): PerWorker<T> {
+export function combineParts<T extends object>(answer: Gathered, isPart: (d: unknown) => d is T): PerWorker<T> {
   const parts: (T & { worker: number })[] = [];
-  const missing: MissingWorker[] = answer.missing.map((m) => ({ worker: m.worker, why: m.why }));
+  const missing = [...answer.missing];
   for (const r of answer.replies) {
     if (isPart(r.data)) parts.push({ ...r.data, worker: r.worker });
     else missing.push({ worker: r.worker, why: 'no answer' });
@@ -361,7 +370,7 @@ export function isDirectoryView(d: unknown): d is DirectoryView {
 }
 
 /** Every worker's series summed into one exposition, plus how many workers the sum covers. */
-export async function combineMetrics(answer: { replies: { worker: number; data: unknown }[]; missing: Missing[] }): Promise<string> {
+export async function combineMetrics(answer: Gathered): Promise<string> {
   const parts = answer.replies.map((r) => (Array.isArray(r.data) ? (r.data as Metrics) : []).map((m) => (LEAST_OF.has(m.name) ? { ...m, aggregator: 'min' as const } : m)));
   const registry = AggregatorRegistry.aggregate(parts);
   const workers = new Gauge({ name: 'rolegate_workers', help: 'Workers of this serve by state; the other series sum the running ones', labelNames: ['state'], registers: [registry] });
