@@ -9,7 +9,7 @@
 // same hashes): nothing is reordered, lost or written twice.
 import { statSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { sealJson, type ChainHead } from './chain.js';
+import { sealJsonInto, type ChainHead } from './chain.js';
 import { eventJson } from './chain.js';
 import { seriesFile, type Series } from './files.js';
 import { signerFromPem, type CheckpointSigner } from './signing.js';
@@ -42,10 +42,16 @@ export const BATCH_EVERY_MS = 10;
 /** Lines nobody waits for are made durable at most this long after they were written. */
 export const SYNC_AT_LEAST_EVERY_MS = 200;
 
+/** The bytes a batch is sealed into to start with; reused from batch to batch, grown when one needs more. */
+const SCRATCH_BYTES = 1 << 20;
+/** A scratch buffer grown past this (a backlog after an outage) is not kept for the next batch. */
+const SCRATCH_KEPT_BYTES = 16 << 20;
+
 interface Batch {
-  /** Sealed lines, newline included, and their sizes in bytes. */
-  readonly lines: readonly string[];
-  readonly sizes: readonly number[];
+  /** The sealed lines as UTF-8, newline included, one after another. */
+  readonly bytes: Buffer;
+  /** Where each line ends in `bytes`. */
+  readonly ends: readonly number[];
   readonly head: ChainHead;
   readonly ts: string;
   /** The owner's events in this batch (checkpoints are the appender's own). */
@@ -67,6 +73,11 @@ export class Appender {
   #batch: Batch | undefined;
   #head: ChainHead;
   #lastWasCheckpoint = false;
+  /**
+   * What batches are sealed into. One batch is sealed only once the one before is written, so the
+   * next batch can reuse the bytes: a batch's lines cost no string per line and no copy to join them.
+   */
+  #scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
   #checkpointWanted = false;
   #n: number;
   #size: number;
@@ -180,20 +191,30 @@ export class Appender {
 
   /** Seals every pending event (and a wanted checkpoint) into the next batch. */
   #seal(): Batch {
-    const lines: string[] = [];
-    const sizes: number[] = [];
+    let out = this.#scratch;
+    let used = 0;
+    const ends: number[] = [];
     let head = this.#head;
     let ts = '';
+    // Seals one event into `out` after `used`, growing `out` when the line may not fit.
+    const seal = (json: string): void => {
+      let sealed = sealJsonInto(out, used, json, ts, this.#instanceJson, head);
+      while (sealed === undefined) {
+        const bigger = Buffer.allocUnsafeSlow(2 * out.length);
+        out.copy(bigger, 0, 0, used);
+        out = bigger;
+        sealed = sealJsonInto(out, used, json, ts, this.#instanceJson, head);
+      }
+      used = sealed.end;
+      ends.push(used);
+      head = sealed.head;
+    };
     for (const batch of this.#pending) {
       for (let at = 0; at < batch.length; ) {
         const tab = batch.indexOf('\t', at);
         const end = batch.indexOf('\n', tab);
         ts = batch.slice(at, tab);
-        const sealed = sealJson(batch.slice(tab + 1, end), ts, this.#instanceJson, head);
-        const line = `${sealed.line}\n`;
-        lines.push(line);
-        sizes.push(Buffer.byteLength(line));
-        head = sealed.head;
+        seal(batch.slice(tab + 1, end));
         at = end + 1;
       }
     }
@@ -202,36 +223,29 @@ export class Appender {
     this.#pendingEvents = 0;
     if (this.#checkpointWanted && this.#signer !== undefined && head.seq > 0) {
       ts = new Date().toISOString();
-      const json = eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId });
-      const sealed = sealJson(json, ts, this.#instanceJson, head);
-      const line = `${sealed.line}\n`;
-      lines.push(line);
-      sizes.push(Buffer.byteLength(line));
-      head = sealed.head;
+      seal(eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId }));
       this.#lastWasCheckpoint = true;
     }
     this.#checkpointWanted = false;
     this.#head = head;
-    return { lines, sizes, head, ts, events, done: 0 };
+    this.#scratch = out.length > SCRATCH_KEPT_BYTES ? Buffer.allocUnsafeSlow(SCRATCH_BYTES) : out;
+    return { bytes: out, ends, head, ts, events, done: 0 };
   }
 
   /** Appends the batch's remaining lines, rotating at `rotateBytes`, each file's part made durable. */
   async #write(batch: Batch): Promise<void> {
-    while (batch.done < batch.lines.length) {
+    const { ends } = batch;
+    const startOf = (i: number): number => (i === 0 ? 0 : (ends[i - 1] as number));
+    while (batch.done < ends.length) {
       await this.#ensureFile();
       if (batch.segment !== undefined && batch.segment.ino !== this.#ino) batch.segment = undefined;
       if (batch.segment === undefined) {
-        if (this.#size > 0 && this.#size + (batch.sizes[batch.done] as number) > this.#s.rotateBytes) await this.#rotate();
-        let bytes = 0;
-        let count = 0;
-        for (let i = batch.done; i < batch.lines.length; i++) {
-          const len = batch.sizes[i] as number;
-          if (count > 0 && this.#size + bytes + len > this.#s.rotateBytes) break;
-          bytes += len;
-          count++;
-        }
-        const text = batch.done === 0 && count === batch.lines.length ? batch.lines.join('') : batch.lines.slice(batch.done, batch.done + count).join('');
-        batch.segment = { buf: Buffer.from(text, 'utf8'), lines: count, ino: this.#ino, off: 0 };
+        const from = startOf(batch.done);
+        if (this.#size > 0 && this.#size + (ends[batch.done] as number) - from > this.#s.rotateBytes) await this.#rotate();
+        let count = 1;
+        while (batch.done + count < ends.length && this.#size + (ends[batch.done + count] as number) - from <= this.#s.rotateBytes) count++;
+        const to = ends[batch.done + count - 1] as number;
+        batch.segment = { buf: batch.bytes.subarray(from, to), lines: count, ino: this.#ino, off: 0 };
       }
       const seg = batch.segment;
       const fd = (this.#fh as FileHandle).fd;

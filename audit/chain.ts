@@ -39,12 +39,35 @@ export function eventJson(event: AuditEvent): string {
  * `instanceJson` is `JSON.stringify(instance)`.
  */
 export function sealJson(json: string, ts: string, instanceJson: string, head: ChainHead): { line: string; head: ChainHead } {
-  const seq = head.seq + 1;
+  const body = lineBody(json, ts, instanceJson, head);
+  const h = digest('sha256', body, 'hex');
+  return { line: `${body.slice(0, -1)},"hash":"${h}"}`, head: { seq: head.seq + 1, hash: h } };
+}
+
+/** A sealed line's text up to and including `"prev":"..."}`: what its hash is taken over. */
+function lineBody(json: string, ts: string, instanceJson: string, head: ChainHead): string {
   // json is {"type":"<type>"<,more members>}; types are plain words, so the type ends at the next quote.
   const typeEnd = json.indexOf('"', 9);
-  const body = `{"v":${AUDIT_SCHEMA_VERSION},"ts":"${ts}","type":"${json.slice(9, typeEnd)}","instance":${instanceJson},"seq":${seq}${json.slice(typeEnd + 1, -1)},"prev":"${head.hash}"}`;
-  const h = digest('sha256', body, 'hex');
-  return { line: `${body.slice(0, -1)},"hash":"${h}"}`, head: { seq, hash: h } };
+  return `{"v":${AUDIT_SCHEMA_VERSION},"ts":"${ts}","type":"${json.slice(9, typeEnd)}","instance":${instanceJson},"seq":${head.seq + 1}${json.slice(typeEnd + 1, -1)},"prev":"${head.hash}"}`;
+}
+
+/** What a sealed line adds after its body: `,"hash":"<64 hex>"}` and a newline, less the brace they replace. */
+const SEALED_TAIL_BYTES = HASH_TAIL_LENGTH;
+
+/**
+ * Seals like sealJson, but writes `<line>\n` as UTF-8 straight into `out` at `at` and hashes those
+ * bytes: the writer's thread then converts each line to UTF-8 once, where strings cost a conversion
+ * for the hash, another to measure the line and a third to write it (audit/appender.ts). Returns
+ * where the line ends, or undefined (nothing written) when `out` may not have room after `at`.
+ */
+export function sealJsonInto(out: Buffer, at: number, json: string, ts: string, instanceJson: string, head: ChainHead): { end: number; head: ChainHead } | undefined {
+  const body = lineBody(json, ts, instanceJson, head);
+  // A UTF-16 code unit is at most three bytes of UTF-8 (a pair of them, four).
+  if (out.length - at < 3 * body.length + SEALED_TAIL_BYTES) return undefined;
+  const n = out.write(body, at, 'utf8');
+  const h = digest('sha256', out.subarray(at, at + n), 'hex');
+  const tailAt = at + n - 1;
+  return { end: tailAt + out.write(`,"hash":"${h}"}\n`, tailAt, 'latin1'), head: { seq: head.seq + 1, hash: h } };
 }
 
 /** Seals `event` as the line after `head` (see sealJson). */

@@ -6,8 +6,8 @@ import { Appender, type AppenderState } from './appender.js';
 
 /** What the owner sends. */
 export type ToAppender =
-  /** `count` events as one string, a line each: `<ts>\t<event JSON>\n` (Appender.enqueue). */
-  | { readonly t: 'events'; readonly batch: string; readonly count: number; readonly sync?: true }
+  /** `count` events, a line each, `<ts>\t<event JSON>\n` as UTF-8 in the first `length` bytes (transferred). */
+  | { readonly t: 'events'; readonly bytes: ArrayBuffer; readonly length: number; readonly count: number; readonly sync?: true }
   | { readonly t: 'checkpoint' }
   /** Someone waits for what was sent: sync as soon as it is written. */
   | { readonly t: 'sync' }
@@ -32,7 +32,7 @@ if (port !== null) {
   });
   port.on('message', (m: ToAppender) => {
     if (m.t === 'events') {
-      appender.enqueue(m.batch, m.count);
+      appender.enqueue(Buffer.from(m.bytes, 0, m.length).toString('utf8'), m.count);
       // A waiter came with this batch (Writer.flushed): one message, not two.
       if (m.sync === true) appender.requestSync();
     }

@@ -128,7 +128,7 @@ interface Prepared {
 interface Portal extends Prepared {
   readonly statement: string;
   readonly paramCount: number | null;
-  readonly values?: (string | null)[];
+  readonly values: (string | null)[] | undefined;
 }
 
 export interface StatementTrackerOptions {
@@ -144,6 +144,10 @@ export class StatementTracker {
   readonly #o: StatementTrackerOptions;
   readonly #queue: Pending[] = [];
   #head = 0;
+  // The unnamed statement and portal (what most drivers use, replaced at every query) have a slot
+  // each; named ones live in bounded maps, oldest forgotten first.
+  #unnamedStatement: Prepared | undefined;
+  #unnamedPortal: Portal | undefined;
   #prepared = new Map<string, Prepared>();
   #portals = new Map<string, Portal>();
   #queuedText = 0;
@@ -179,23 +183,26 @@ export class StatementTracker {
         const d = decodeFrontendMessage(msg);
         const statement = d.kind === 'parse' ? d.statement ?? '' : '';
         const prepared = { text: d.kind === 'parse' ? d.text ?? null : null, truncated: d.kind === 'parse' && d.truncated };
-        this.#remember(this.#prepared, statement, prepared, MAX_PREPARED);
-        this.#request({ kind: 'parse', statement, ...prepared });
+        if (statement === '') this.#unnamedStatement = prepared;
+        else remember(this.#prepared, statement, prepared, MAX_PREPARED);
+        this.#request({ kind: 'parse', statement, text: prepared.text, truncated: prepared.truncated });
         return;
       }
       case FrontendType.bind: {
         const d = decodeFrontendMessage(msg, { bindValues: this.#o.parameters });
         const statement = d.kind === 'bind' ? d.statement ?? '' : '';
-        const prepared = this.#prepared.get(statement);
+        const prepared = statement === '' ? this.#unnamedStatement : this.#prepared.get(statement);
         if (d.kind === 'bind') {
           const portal: Portal = {
             statement,
             text: prepared?.text ?? null,
             truncated: prepared?.truncated ?? false,
             paramCount: d.paramCount ?? null,
-            ...(d.values !== undefined ? { values: auditValues(d.values, d.paramFormats ?? []) } : {}),
+            values: d.values !== undefined ? auditValues(d.values, d.paramFormats ?? []) : undefined,
           };
-          this.#remember(this.#portals, d.portal ?? '', portal, MAX_PORTALS);
+          const name = d.portal ?? '';
+          if (name === '') this.#unnamedPortal = portal;
+          else remember(this.#portals, name, portal, MAX_PORTALS);
         }
         this.#request({ kind: 'bind', statement, text: prepared?.text ?? null, truncated: prepared?.truncated ?? false });
         return;
@@ -203,7 +210,7 @@ export class StatementTracker {
       case FrontendType.execute: {
         const d = decodeFrontendMessage(msg);
         const name = d.kind === 'execute' ? d.portal : '';
-        const portal = this.#portals.get(name);
+        const portal = name === '' ? this.#unnamedPortal : this.#portals.get(name);
         const draft = this.#draft('extended', portal?.text ?? null, portal?.truncated ?? false, portal?.paramCount ?? null, false);
         draft.statement = portal?.statement ?? '';
         draft.portal = name;
@@ -220,7 +227,13 @@ export class StatementTracker {
       }
       case FrontendType.close: {
         const d = decodeFrontendMessage(msg);
-        if (d.kind === 'close') (d.target === 'statement' ? this.#prepared : this.#portals).delete(d.name);
+        if (d.kind === 'close' && d.target === 'statement') {
+          if (d.name === '') this.#unnamedStatement = undefined;
+          else this.#prepared.delete(d.name);
+        } else if (d.kind === 'close') {
+          if (d.name === '') this.#unnamedPortal = undefined;
+          else this.#portals.delete(d.name);
+        }
         this.#request({ kind: 'close' });
         return;
       }
@@ -478,12 +491,13 @@ export class StatementTracker {
     }
     this.#o.onStatement(d);
   }
+}
 
-  #remember<V>(map: Map<string, V>, name: string, value: V, max: number): void {
-    map.delete(name);
-    map.set(name, value);
-    if (map.size > max) map.delete(map.keys().next().value as string);
-  }
+/** Keeps `value` as the newest entry of `map`, forgetting the oldest past `max`. */
+function remember<V>(map: Map<string, V>, name: string, value: V, max: number): void {
+  map.delete(name);
+  map.set(name, value);
+  if (map.size > max) map.delete(map.keys().next().value as string);
 }
 
 /** Bind values as the audit shows them: bounded text, binary as \x hex, NULL as null. */

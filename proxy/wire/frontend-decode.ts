@@ -157,8 +157,8 @@ function decodeBind(r: BodyReader, type: number, truncated: boolean, withValues:
   }
   const paramCount = r.uint16();
   if (paramCount === undefined) return partial({ portal, statement, paramFormats });
+  if (!withValues) return { kind: 'bind', portal, statement, paramFormats, paramCount, truncated };
   const base = { kind: 'bind', portal, statement, paramFormats, paramCount } as const;
-  if (!withValues) return { ...base, truncated };
   const values: (Buffer | null)[] = [];
   for (let i = 0; i < paramCount; i++) {
     const len = r.int32();

@@ -125,6 +125,39 @@ describe('StatementTracker', () => {
     ]);
   });
 
+  it('keeps the unnamed statement and portal apart from named ones, replaced by the next unnamed Parse or Bind and forgotten at Close', () => {
+    const got: StatementRecord[] = [];
+    const t = new StatementTracker({ now: () => 0, parameters: false, onStatement: (r) => got.push(r) });
+    const namedParse = (name: string, sql: string) => msg('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
+    const namedBind = (portal: string, statement: string) => msg('B', Buffer.concat([cstr(portal), cstr(statement), int16(0), int16(0), int16(0)]));
+    const namedExecute = (portal: string) => msg('E', Buffer.concat([cstr(portal), int32(0)]));
+    const close = (target: 'S' | 'P', name: string) => msg('C', Buffer.concat([Buffer.from(target), cstr(name)]));
+    const run = (...client: RawMessage[]) => {
+      for (const m of client) t.fromClient(m);
+      for (const m of client) {
+        if (m.type === 0x50) t.fromServer(msg('1'));
+        else if (m.type === 0x42) t.fromServer(msg('2'));
+        else if (m.type === 0x43) t.fromServer(msg('3'));
+        else if (m.type === 0x45) t.fromServer(complete('SELECT 1'));
+      }
+      t.fromClient(sync());
+      t.fromServer(ready());
+    };
+    run(namedParse('s1', 'select 1'), namedParse('', 'select 2'), namedBind('p1', 's1'), namedBind('', ''), namedExecute('p1'), namedExecute(''));
+    run(namedParse('', 'select 3'), namedBind('', ''), namedExecute(''), namedExecute('p1'));
+    run(close('S', ''), namedBind('', ''), namedExecute(''), namedBind('', 's1'), close('P', 'p1'), namedExecute('p1'), namedExecute(''));
+    expect(got.map((r) => [r.statement, r.portal, r.text])).toEqual([
+      ['s1', 'p1', 'select 1'],
+      ['', '', 'select 2'],
+      ['', '', 'select 3'],
+      ['s1', 'p1', 'select 1'],
+      // The unnamed statement was closed: its Bind's portal has no text; a closed portal neither.
+      ['', '', null],
+      ['', 'p1', null],
+      ['s1', '', 'select 1'],
+    ]);
+  });
+
   it('statements still waiting when the session ends are recorded unfinished', () => {
     const got: StatementRecord[] = [];
     const t = new StatementTracker({ now: () => 0, parameters: false, onStatement: (r) => got.push(r) });

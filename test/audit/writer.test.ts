@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GENESIS, checkLine, sealLine } from '../../audit/chain.js';
+import { GENESIS, checkLine, eventJson, sealJson, sealJsonInto, sealLine } from '../../audit/chain.js';
 import type { AuditEvent } from '../../audit/events.js';
 import { readEvents } from '../../audit/read/events.js';
 import { collectSeries } from '../../audit/read/sources.js';
@@ -44,7 +44,52 @@ describe('a sealed line', () => {
   });
 });
 
+describe('a line sealed into bytes (the writer thread\'s way)', () => {
+  const statement = (text: string): string => eventJson({ type: 'statement', session: 's-1', n: 1, protocol: 'simple', text, params: { count: 0 }, outcome: 'ok', tag: 'SELECT 1', rows: 1, sqlstate: null, ms: 0.5 });
+
+  it.each([
+    ['ASCII', 'select 1'],
+    ['two- and three-byte characters', "select 'Zürich', '東京'"],
+    ['characters outside the BMP (surrogate pairs)', "select '🦀🐘'"],
+  ])('holds exactly the line sealJson gives, and a newline, for %s', (_name, text) => {
+    const head = { seq: 41, hash: 'a'.repeat(64) };
+    const out = Buffer.alloc(4096, 0xff);
+    const into = sealJsonInto(out, 100, statement(text), '2026-12-02T20:00:00.000Z', '"gw-1"', head);
+    const { line, head: next } = sealJson(statement(text), '2026-12-02T20:00:00.000Z', '"gw-1"', head);
+    expect(into?.head).toEqual(next);
+    expect(out.subarray(100, into?.end).toString('utf8')).toBe(`${line}\n`);
+    expect(checkLine(line)).toMatchObject({ ok: true, seq: 42, hash: next.hash });
+    // Nothing before the line is touched.
+    expect(out.subarray(0, 100).every((b) => b === 0xff)).toBe(true);
+  });
+
+  it('writes nothing and says so when the room after the offset may not hold the line', () => {
+    const json = statement('東京'.repeat(100));
+    const out = Buffer.alloc(1024, 0xff);
+    expect(sealJsonInto(out, 0, json, '2026-12-02T20:00:00.000Z', '"gw-1"', { seq: 0, hash: GENESIS })).toBeUndefined();
+    expect(out.every((b) => b === 0xff)).toBe(true);
+  });
+});
+
 describe('the writer', () => {
+  it('keeps text beyond ASCII intact through batches larger than the first buffers of both threads', async () => {
+    const w = await open('gw-1', { rotateBytes: 64 << 20 });
+    // About 2.6 MB in one batch: past the event loop's first 16 KiB and the writer thread's 1 MiB.
+    const texts = Array.from({ length: 3000 }, (_, i) => `select '${'Zürich 東京 🐘 '.repeat(40)}${i}'`);
+    texts.forEach((text, i) => w.append({ type: 'statement', session: 's-1', n: i + 1, protocol: 'simple', text, params: { count: 0 }, outcome: 'ok', tag: 'SELECT 1', rows: 1, sqlstate: null, ms: 0.5 }));
+    // And a second batch after it, written from the same reused bytes.
+    await w.flushed();
+    w.append(ev(1));
+    await w.flushed();
+    await w.close();
+    const written = lines();
+    expect(written).toHaveLength(3001);
+    expect(written.slice(0, 3000).map((l) => JSON.parse(l).text)).toEqual(texts);
+    expect(JSON.parse(written[3000] as string).session).toBe('s-1');
+    const [report] = await verifySeries(await collectSeries([join(dir.path, 'audit')]));
+    expect(report).toMatchObject({ lines: 3001, broken: null });
+  });
+
   it('rotates at rotateBytes and continues the chain across files and across a restart', async () => {
     let w = await open('gw-1');
     for (let i = 0; i < 40; i++) w.append(ev(i));
