@@ -15,9 +15,23 @@ function str(s: string | null): string {
   return s === null ? 'null' : quote(s);
 }
 
+// The text's JSON, remembered for the next statement: a prepared statement executed again and again
+// comes with the same (already redacted, audit/emitter.ts) string each time.
+let lastText: string | null = null;
+let lastTextJson = 'null';
+
+function textJson(s: string | null): string {
+  if (s !== lastText) {
+    lastText = s;
+    lastTextJson = str(s);
+  }
+  return lastTextJson;
+}
+
 /** `{"type":"statement",...}` with the members of `e` in declaration order, undefined ones left out. */
 export function statementJson(e: StatementEvent): string {
-  let out = `{"type":"statement","session":${quote(e.session)},"n":${num(e.n)},"protocol":${quote(e.protocol)},"text":${str(e.text)}`;
+  // protocol and outcome are plain words (their types list them), written without quote().
+  let out = `{"type":"statement","session":${quote(e.session)},"n":${num(e.n)},"protocol":"${e.protocol}","text":${textJson(e.text)}`;
   if (e.truncated !== undefined) out += `,"truncated":${JSON.stringify(e.truncated)}`;
   if (e.statement !== undefined) out += `,"statement":${quote(e.statement)}`;
   if (e.portal !== undefined) out += `,"portal":${quote(e.portal)}`;
@@ -26,7 +40,7 @@ export function statementJson(e: StatementEvent): string {
   if (e.params.values !== undefined) out += `,"values":${JSON.stringify(e.params.values)}`;
   out += '}';
   if (e.copy !== undefined) out += `,"copy":${JSON.stringify(e.copy)}`;
-  return `${out},"outcome":${quote(e.outcome)},"tag":${str(e.tag)},"rows":${num(e.rows)},"sqlstate":${str(e.sqlstate)},"ms":${num(e.ms)}}`;
+  return `${out},"outcome":"${e.outcome}","tag":${str(e.tag)},"rows":${num(e.rows)},"sqlstate":${str(e.sqlstate)},"ms":${num(e.ms)}}`;
 }
 
 // Every member of StatementEvent is written above: a member added to the event without a line here

@@ -16,7 +16,12 @@ export interface MessageTapOptions {
    * built once per function: pass the same function (not a new closure) to every tap.
    */
   readonly prefixFor?: (type: number) => number;
-  /** Called when a message's last byte has passed. `prefix` is the tap's own copy. */
+  /**
+   * Called when a message's last byte has passed. `prefix` is valid only until this returns: when
+   * the kept bytes lie in one chunk it is a view of that chunk, whose memory the relay reuses for
+   * its next read (proxy/relay/pipe.ts `serverReads`), so whatever must outlive the call is copied
+   * (the statement matcher keeps strings). Only a prefix spread over chunks is the tap's own copy.
+   */
   onMessage(msg: RawMessage): void;
   /** Called once when the stream stops making sense; the tap ignores everything after it. */
   onViolation?(error: WireError): void;
@@ -123,10 +128,18 @@ export function createMessageTap(options: MessageTapOptions): MessageTap {
         return;
       }
       remaining = length - 4;
-      prefixFill = 0;
-      // allocUnsafe is safe: the prefix is filled completely before it is emitted.
-      const limit = keep[type] as number;
-      prefix = limit > 0 && remaining > 0 ? Buffer.allocUnsafe(Math.min(limit, remaining)) : undefined;
+      const want = Math.min(keep[type] as number, remaining);
+      if (want === 0) {
+        prefix = undefined;
+      } else if (n - off >= want) {
+        // The kept bytes are all in this chunk: a view, no allocation and no copy (see onMessage).
+        prefix = chunk.subarray(off, off + want);
+        prefixFill = want;
+      } else {
+        // allocUnsafe is safe: the prefix is filled completely before it is emitted.
+        prefix = Buffer.allocUnsafe(want);
+        prefixFill = 0;
+      }
       if (remaining === 0) emit();
     }
   }

@@ -58,7 +58,8 @@ export type AuthCode = (typeof AuthCode)[keyof typeof AuthCode];
 
 /**
  * One typed message as the relay tap reports it: type byte, length field (which counts itself but not
- * the type byte), and the first bytes of the body, possibly fewer than `length - 4`.
+ * the type byte), and the first bytes of the body, possibly fewer than `length - 4`. From the tap,
+ * `prefix` is valid only during the call that receives it (proxy/relay/message-tap.ts onMessage).
  */
 export interface RawMessage {
   readonly type: number;

@@ -83,11 +83,21 @@ describe('boundaries', () => {
     expect(collect([q.subarray(0, q.length - 1), q.subarray(q.length - 1)]).seen).toHaveLength(1);
   });
 
-  it('copies the prefix: later changes to the chunk do not show through', () => {
-    const chunk = Buffer.from(serialize.query('select 1'));
-    const { raw } = collect([chunk]);
-    chunk.fill(0);
-    expect(raw[0]?.prefix.toString()).toBe('select 1\0');
+  it('hands a prefix inside one chunk as a view of it, and one spread over chunks as its own copy', () => {
+    const q = Buffer.from(serialize.query('select 1'));
+    // Whole: the view shows what the caller does to the chunk after the call (the relay reuses it).
+    const whole = collect([q]);
+    expect(whole.seen[0]?.prefix).toBe('select 1\0');
+    q.fill(0x78, 5);
+    expect(whole.raw[0]?.prefix.toString('latin1')).toBe('xxxxxxxxx');
+    // Split inside the prefix: a copy, which the chunks' later contents do not reach.
+    const fresh = Buffer.from(serialize.query('select 1'));
+    const a = Buffer.from(fresh.subarray(0, 8));
+    const b = Buffer.from(fresh.subarray(8));
+    const split = collect([a, b]);
+    a.fill(0);
+    b.fill(0);
+    expect(split.raw[0]?.prefix.toString('latin1')).toBe('select 1\0');
   });
 
   it('takes the types of interest as a predicate too, and maxPrefix 0 keeps nothing', () => {
