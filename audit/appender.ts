@@ -9,8 +9,8 @@
 // same hashes): nothing is reordered, lost or written twice.
 import { fdatasyncSync, statSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { sealJsonInto, type ChainHead } from './chain.js';
-import { eventJson } from './chain.js';
+import { withRoom } from './bytes.js';
+import { eventJson, sealJsonInto, type ChainHead } from './chain.js';
 import { seriesFile, type Series } from './files.js';
 import { signerFromPem, type CheckpointSigner } from './signing.js';
 
@@ -200,9 +200,7 @@ export class Appender {
     const seal = (json: string): void => {
       let sealed = sealJsonInto(out, used, json, ts, this.#instanceJson, head);
       while (sealed === undefined) {
-        const bigger = Buffer.allocUnsafeSlow(2 * out.length);
-        out.copy(bigger, 0, 0, used);
-        out = bigger;
+        out = withRoom(out, used, out.length);
         sealed = sealJsonInto(out, used, json, ts, this.#instanceJson, head);
       }
       used = sealed.end;

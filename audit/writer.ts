@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { CodedError } from '../lib/coded-error.js';
 import type { Logger } from '../lib/log.js';
 import type { AppenderState } from './appender.js';
+import { withRoom } from './bytes.js';
 import { eventJson, type ChainHead } from './chain.js';
 import type { AuditEvent } from './events.js';
 import { seriesFile, seriesLock, seriesOf, type Series } from './files.js';
@@ -191,7 +192,7 @@ export class AuditWriter {
     }
     const line = `${this.#ts}\t${eventJson(event)}\n`;
     // A UTF-16 code unit is at most three bytes of UTF-8.
-    if (this.#bytes.length - this.#used < 3 * line.length) this.#grow(3 * line.length);
+    this.#bytes = withRoom(this.#bytes, this.#used, 3 * line.length);
     this.#used += this.#bytes.write(line, this.#used, 'utf8');
     this.#batchCount++;
     this.#appended++;
@@ -258,13 +259,6 @@ export class AuditWriter {
     this.#bytes = Buffer.allocUnsafeSlow(Math.max(BATCH_START_BYTES, Math.min(this.#used, 1 << 20)));
     this.#used = 0;
     this.#batchCount = 0;
-  }
-
-  /** Moves the batch to a buffer with at least `room` free bytes after it. */
-  #grow(room: number): void {
-    const bigger = Buffer.allocUnsafeSlow(Math.max(2 * this.#bytes.length, this.#used + room));
-    this.#bytes.copy(bigger, 0, 0, this.#used);
-    this.#bytes = bigger;
   }
 
   #send(m: ToAppender): void {

@@ -32,7 +32,7 @@ type Message =
   | { rg: 'ask'; id: number; what: Question }
   | { rg: 'report'; id: number; what: Question }
   | { rg: 'reported'; id: number; data: unknown }
-  | { rg: 'answer'; id: number; replies: { worker: number; data: unknown }[]; missing: MissingWorker[] };
+  | ({ rg: 'answer'; id: number } & Gathered);
 
 /** Narrows what arrives on the IPC channel; anything else (prom-client's own messages) is ignored. */
 function asMessage(raw: unknown): Message | undefined {
@@ -49,7 +49,7 @@ function asMessage(raw: unknown): Message | undefined {
       return typeof m.id === 'number' ? { rg: 'reported', id: m.id, data: m.data } : undefined;
     case 'answer':
       return typeof m.id === 'number' && Array.isArray(m.replies) && Array.isArray(m.missing)
-        ? { rg: 'answer', id: m.id, replies: m.replies as { worker: number; data: unknown }[], missing: m.missing as MissingWorker[] }
+        ? { rg: 'answer', id: m.id, replies: m.replies as Gathered['replies'], missing: m.missing as MissingWorker[] }
         : undefined;
     default:
       return undefined;
@@ -133,7 +133,7 @@ export function superviseWorkers(opts: SupervisorOptions): Supervisor {
   }
 
   /** Asks every started worker `what` and hands on what came back within the timeout. */
-  function gather(what: Question, done: (replies: { worker: number; data: unknown }[], missing: MissingWorker[]) => void): void {
+  function gather(what: Question, done: (replies: Gathered['replies'], missing: MissingWorker[]) => void): void {
     const id = nextGather++;
     const asked = running();
     const notRunning: MissingWorker[] = slots.filter((s) => s.worker === undefined || !s.started).map((s) => ({ worker: s.k, why: 'not running' }));

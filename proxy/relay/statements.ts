@@ -227,12 +227,11 @@ export class StatementTracker {
       }
       case FrontendType.close: {
         const d = decodeFrontendMessage(msg);
-        if (d.kind === 'close' && d.target === 'statement') {
-          if (d.name === '') this.#unnamedStatement = undefined;
-          else this.#prepared.delete(d.name);
-        } else if (d.kind === 'close') {
-          if (d.name === '') this.#unnamedPortal = undefined;
-          else this.#portals.delete(d.name);
+        if (d.kind === 'close') {
+          const statement = d.target === 'statement';
+          if (d.name !== '') (statement ? this.#prepared : this.#portals).delete(d.name);
+          else if (statement) this.#unnamedStatement = undefined;
+          else this.#unnamedPortal = undefined;
         }
         this.#request({ kind: 'close' });
         return;
