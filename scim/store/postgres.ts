@@ -49,6 +49,8 @@ import { PostgresPersonalRoles } from './personal-roles-postgres.js';
  */
 const WRITE_LOCK_KEY = '8246126309927617638';
 const SCAN_BATCH = 500;
+/** What a write reads of a user row before changing it. */
+const LOCKED_USER_COLUMNS = 'xmin::text AS version, seq, id, created, last_modified, attributes, user_name_lc';
 /** The NOTIFY channel instances LISTEN on; the payload is {"seq","origin"} of a batch's last rg_changes row. */
 export const CHANGE_CHANNEL = 'rolegate_directory';
 
@@ -95,7 +97,38 @@ interface MemberRow {
   pos: string;
 }
 
-type Write<T> = (c: pg.PoolClient) => Promise<{ result: T; changes: DirectoryChange[] }>;
+/** A user row as a write reads it under lock; `version` is its xmin, which any later update of the row changes. */
+type LockedUserRow = ResourceRow & { user_name_lc: string; version: string };
+
+/**
+ * One write of a batch. `user` names the existing rg_users row it writes (update and delete), so the
+ * batch can read and lock all of them in one statement before the writes run (see #runBatch).
+ */
+interface Write<T> {
+  readonly user?: string;
+  run(c: pg.PoolClient, locked: LockedUsers): Promise<{ result: T; changes: DirectoryChange[] }>;
+}
+
+/**
+ * The user rows a batch read and locked before its writes ran. A row is handed out only to the first
+ * write of the batch that declared it: a later one must read it again, since the batch's earlier
+ * writes may have changed it (nothing else can, under the write lock).
+ */
+class LockedUsers {
+  static readonly none = new LockedUsers(new Map());
+  readonly #rows: Map<string, LockedUserRow>;
+
+  constructor(rows: Map<string, LockedUserRow>) {
+    this.#rows = rows;
+  }
+
+  /** The row as read at the batch's start, once; undefined when it was not read or was taken already. */
+  take(id: string): LockedUserRow | undefined {
+    const row = this.#rows.get(id);
+    this.#rows.delete(id);
+    return row;
+  }
+}
 /** One write of a batch run: committed with its rg_changes row (none for a no-op), or failed. */
 type Done = { ok: true; result: unknown; changes: DirectoryChange[]; journalled: JournalledWrite | undefined } | { ok: false; error: unknown };
 
@@ -151,8 +184,8 @@ class PostgresStore implements DirectoryStore {
   }
 
   /** Queues a write for the next group commit; resolves once its transaction committed durably. */
-  #write<T>(fn: Write<T>): Promise<T> {
-    return this.#group.submit<T>(fn as Write<unknown>);
+  #write<T>(run: Write<T>['run'], user?: string): Promise<T> {
+    return this.#group.submit<T>({ run, user } as Write<unknown>);
   }
 
   /**
@@ -200,12 +233,11 @@ class PostgresStore implements DirectoryStore {
     const done: Done[] = [];
     try {
       try {
-        // One round trip: a simple-protocol query may hold several statements (constants only).
-        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
-        for (const fn of batch) {
+        const locked = await this.#begin(client, batch);
+        for (const write of batch) {
           if (isolate) await client.query('SAVEPOINT rg_write');
           try {
-            const out = await fn(client);
+            const out = await write.run(client, locked);
             if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
             done.push({ ok: true, result: out.result, changes: out.changes, journalled: undefined });
           } catch (err) {
@@ -228,6 +260,29 @@ class PostgresStore implements DirectoryStore {
     } finally {
       client.done(broken);
     }
+  }
+
+  /**
+   * Opens the batch's transaction, takes the write lock and reads, locked, every user row the batch's
+   * writes declared: one round trip, where reading each row in its own write cost one round trip per
+   * write. Under a bulk deprovisioning push (hundreds of PATCHes in one batch) those round trips were
+   * the batch's time, and with the machine busy ending the sessions of the batch before, they came to
+   * over a second (docs/design.md §8, "Group commit").
+   */
+  async #begin(client: pg.PoolClient, batch: readonly Write<unknown>[]): Promise<LockedUsers> {
+    // A simple-protocol query may hold several statements, so its values are quoted literals.
+    const begin = `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`;
+    const ids = [...new Set(batch.flatMap((w) => (w.user === undefined ? [] : [w.user])))];
+    if (ids.length === 0) {
+      await client.query(begin);
+      return LockedUsers.none;
+    }
+    const list = ids.map((id) => pg.escapeLiteral(id)).join(', ');
+    const results = (await client.query(
+      `${begin}; SELECT ${LOCKED_USER_COLUMNS} FROM rg_users WHERE id = ANY(ARRAY[${list}]::text[]) FOR UPDATE`,
+    )) as unknown as pg.QueryResult<LockedUserRow>[];
+    const rows = results[2]?.rows ?? [];
+    return new LockedUsers(new Map(rows.map((r) => [r.id, r])));
   }
 
   /**
@@ -458,12 +513,8 @@ class PostgresStore implements DirectoryStore {
   }
 
   async updateUser(id: string, mutate: UserMutation): Promise<UserRecord> {
-    return this.#write(async (c) => {
-      const { rows } = await c.query<ResourceRow & { user_name_lc: string }>(
-        'SELECT seq, id, created, last_modified, attributes, user_name_lc FROM rg_users WHERE id = $1 FOR UPDATE',
-        [id],
-      );
-      const row = rows[0];
+    return this.#write(async (c, locked) => {
+      const row = locked.take(id) ?? (await lockUser(c, id));
       if (row === undefined) throw userNotFound(id);
       const json0 = JSON.stringify(row.attributes);
       const next = mutate(toUser(row));
@@ -477,25 +528,44 @@ class PostgresStore implements DirectoryStore {
       const now = this.#opts.now();
       // One round trip: the row, and the emails brought in line (those no longer listed removed, the
       // rest inserted or re-cased; emailKeys de-duplicated them, so no row is hit twice).
-      await c.query(
+      // The row must still be the version the mutation saw (xmin unchanged): a write that changed it
+      // earlier in the batch without declaring it would otherwise be overwritten. Nothing is written
+      // then, and the batch fails loudly rather than lose that update.
+      const { rows } = await c.query<{ n: number }>(
         `WITH updated AS (
            UPDATE rg_users SET user_name = $2, user_name_lc = $3, external_id = $4, active = $5, last_modified = $6,
-           attributes = $7::json WHERE id = $1),
-         dropped AS (DELETE FROM rg_user_emails WHERE user_id = $1 AND NOT (email_lc = ANY($8::text[])))
-         INSERT INTO rg_user_emails (user_id, email_lc, email)
-         SELECT $1, e.lc, e.v FROM unnest($8::text[], $9::text[]) AS e(lc, v)
-         ON CONFLICT (user_id, email_lc) DO UPDATE SET email = EXCLUDED.email`,
-        [id, cols.userName, cols.userNameLc, cols.externalId, cols.active, now, json, cols.emails.map((e) => e.lc), cols.emails.map((e) => e.value)],
+           attributes = $7::json WHERE id = $1 AND xmin = $10::xid RETURNING 1),
+         dropped AS (DELETE FROM rg_user_emails WHERE user_id = $1 AND NOT (email_lc = ANY($8::text[]))
+           AND EXISTS (SELECT 1 FROM updated)),
+         kept AS (INSERT INTO rg_user_emails (user_id, email_lc, email)
+           SELECT $1, e.lc, e.v FROM unnest($8::text[], $9::text[]) AS e(lc, v) WHERE EXISTS (SELECT 1 FROM updated)
+           ON CONFLICT (user_id, email_lc) DO UPDATE SET email = EXCLUDED.email)
+         SELECT count(*)::int AS n FROM updated`,
+        [
+          id,
+          cols.userName,
+          cols.userNameLc,
+          cols.externalId,
+          cols.active,
+          now,
+          json,
+          cols.emails.map((e) => e.lc),
+          cols.emails.map((e) => e.value),
+          row.version,
+        ],
       );
+      if (rows[0]?.n !== 1) throw new Error(`user ${id} changed under its write within one batch (a write did not declare it)`);
       return {
         result: { id, created: row.created, lastModified: now, attributes: JSON.parse(json) as ScimAttributes },
         changes: [userChange(id, cols)],
       };
-    });
+    }, id);
   }
 
   async deleteUser(id: string): Promise<boolean> {
-    return this.#write(async (c) => {
+    return this.#write(async (c, locked) => {
+      // Declared (below) only so that a later write of this user in the batch reads the row again.
+      locked.take(id);
       const removed = await c.query<{ group_id: string }>(
         'DELETE FROM rg_members WHERE user_id = $1 RETURNING group_id',
         [id],
@@ -514,7 +584,7 @@ class PostgresStore implements DirectoryStore {
       }
       changes.push({ type: 'user.deleted', id });
       return { result: true, changes };
-    });
+    }, id);
   }
 
   // ---- groups -----------------------------------------------------------------------------------
@@ -703,6 +773,12 @@ class PostgresStore implements DirectoryStore {
   subscribe(listener: (changes: DirectoryChange[]) => void): () => void {
     return this.#feed.subscribe(listener);
   }
+}
+
+/** Reads and locks one user row (a write that was not handed its row by the batch). */
+async function lockUser(c: pg.PoolClient, id: string): Promise<LockedUserRow | undefined> {
+  const { rows } = await c.query<LockedUserRow>(`SELECT ${LOCKED_USER_COLUMNS} FROM rg_users WHERE id = $1 FOR UPDATE`, [id]);
+  return rows[0];
 }
 
 async function requireFreeUserName(c: pg.PoolClient, cols: UserColumns): Promise<void> {
