@@ -37,6 +37,7 @@ import type {
   UserMutation,
 } from './port.js';
 import { PostgresPersonalRoles } from './personal-roles-postgres.js';
+import { LOCKED_USER_COLUMNS, LockedUsers, lockUser, UserUpdates, type LockedUserRow } from './postgres-batch.js';
 
 /**
  * Transaction-scoped advisory lock taken first by every write transaction (MIGRATION_LOCK_KEY + 1).
@@ -49,8 +50,6 @@ import { PostgresPersonalRoles } from './personal-roles-postgres.js';
  */
 const WRITE_LOCK_KEY = '8246126309927617638';
 const SCAN_BATCH = 500;
-/** What a write reads of a user row before changing it. */
-const LOCKED_USER_COLUMNS = 'xmin::text AS version, seq, id, created, last_modified, attributes, user_name_lc';
 /** The NOTIFY channel instances LISTEN on; the payload is {"seq","origin"} of a batch's last rg_changes row. */
 export const CHANGE_CHANNEL = 'rolegate_directory';
 
@@ -97,37 +96,20 @@ interface MemberRow {
   pos: string;
 }
 
-/** A user row as a write reads it under lock; `version` is its xmin, which any later update of the row changes. */
-type LockedUserRow = ResourceRow & { user_name_lc: string; version: string };
-
 /**
  * One write of a batch. `user` names the existing rg_users row it writes (update and delete), so the
- * batch can read and lock all of them in one statement before the writes run (see #runBatch).
+ * batch reads and locks all of them in one statement before the writes run (see #begin). An update
+ * of a user sends its UPDATE through `updates`, which may hold it back and send it with the batch's
+ * other user updates; every other write is preceded by sending those (it may read what they wrote).
  */
 interface Write<T> {
   readonly user?: string;
-  run(c: pg.PoolClient, locked: LockedUsers): Promise<{ result: T; changes: DirectoryChange[] }>;
+  readonly kind: 'user update' | 'other';
+  run(c: pg.PoolClient, batch: BatchWrites): Promise<{ result: T; changes: DirectoryChange[] }>;
 }
-
-/**
- * The user rows a batch read and locked before its writes ran. A row is handed out only to the first
- * write of the batch that declared it: a later one must read it again, since the batch's earlier
- * writes may have changed it (nothing else can, under the write lock).
- */
-class LockedUsers {
-  static readonly none = new LockedUsers(new Map());
-  readonly #rows: Map<string, LockedUserRow>;
-
-  constructor(rows: Map<string, LockedUserRow>) {
-    this.#rows = rows;
-  }
-
-  /** The row as read at the batch's start, once; undefined when it was not read or was taken already. */
-  take(id: string): LockedUserRow | undefined {
-    const row = this.#rows.get(id);
-    this.#rows.delete(id);
-    return row;
-  }
+interface BatchWrites {
+  readonly locked: LockedUsers;
+  readonly updates: UserUpdates;
 }
 /** One write of a batch run: committed with its rg_changes row (none for a no-op), or failed. */
 type Done = { ok: true; result: unknown; changes: DirectoryChange[]; journalled: JournalledWrite | undefined } | { ok: false; error: unknown };
@@ -184,8 +166,8 @@ class PostgresStore implements DirectoryStore {
   }
 
   /** Queues a write for the next group commit; resolves once its transaction committed durably. */
-  #write<T>(run: Write<T>['run'], user?: string): Promise<T> {
-    return this.#group.submit<T>({ run, user } as Write<unknown>);
+  #write<T>(run: Write<T>['run'], declared?: Pick<Write<T>, 'user' | 'kind'>): Promise<T> {
+    return this.#group.submit<T>({ run, kind: declared?.kind ?? 'other', user: declared?.user } as Write<unknown>);
   }
 
   /**
@@ -233,11 +215,14 @@ class PostgresStore implements DirectoryStore {
     const done: Done[] = [];
     try {
       try {
-        const locked = await this.#begin(client, batch);
-        for (const write of batch) {
+        const shared: BatchWrites = { locked: await this.#begin(client, batch), updates: new UserUpdates(!isolate) };
+        for (const [i, write] of batch.entries()) {
           if (isolate) await client.query('SAVEPOINT rg_write');
           try {
-            const out = await write.run(client, locked);
+            if (write.kind !== 'user update') await shared.updates.flush(client);
+            const out = await write.run(client, shared);
+            // The held-back updates go before the journal: when they fail, the batch runs again isolated.
+            if (i === batch.length - 1) await shared.updates.flush(client);
             if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
             done.push({ ok: true, result: out.result, changes: out.changes, journalled: undefined });
           } catch (err) {
@@ -275,14 +260,13 @@ class PostgresStore implements DirectoryStore {
     const ids = [...new Set(batch.flatMap((w) => (w.user === undefined ? [] : [w.user])))];
     if (ids.length === 0) {
       await client.query(begin);
-      return LockedUsers.none;
+      return new LockedUsers([]);
     }
     const list = ids.map((id) => pg.escapeLiteral(id)).join(', ');
     const results = (await client.query(
       `${begin}; SELECT ${LOCKED_USER_COLUMNS} FROM rg_users WHERE id = ANY(ARRAY[${list}]::text[]) FOR UPDATE`,
     )) as unknown as pg.QueryResult<LockedUserRow>[];
-    const rows = results[2]?.rows ?? [];
-    return new LockedUsers(new Map(rows.map((r) => [r.id, r])));
+    return new LockedUsers(results[2]?.rows ?? []);
   }
 
   /**
@@ -513,57 +497,40 @@ class PostgresStore implements DirectoryStore {
   }
 
   async updateUser(id: string, mutate: UserMutation): Promise<UserRecord> {
-    return this.#write(async (c, locked) => {
-      const row = locked.take(id) ?? (await lockUser(c, id));
-      if (row === undefined) throw userNotFound(id);
-      const json0 = JSON.stringify(row.attributes);
-      const next = mutate(toUser(row));
-      // D11: a no-op writes nothing; re-parsed in case the mutation touched its argument.
-      if (next === undefined) {
-        return { result: toUser({ ...row, attributes: JSON.parse(json0) as ScimAttributes }), changes: [] };
-      }
-      const cols = userColumns(next);
-      if (cols.userNameLc !== row.user_name_lc) await requireFreeUserName(c, cols);
-      const json = JSON.stringify(next);
-      const now = this.#opts.now();
-      // One round trip: the row, and the emails brought in line (those no longer listed removed, the
-      // rest inserted or re-cased; emailKeys de-duplicated them, so no row is hit twice).
-      // The row must still be the version the mutation saw (xmin unchanged): a write that changed it
-      // earlier in the batch without declaring it would otherwise be overwritten. Nothing is written
-      // then, and the batch fails loudly rather than lose that update.
-      const { rows } = await c.query<{ n: number }>(
-        `WITH updated AS (
-           UPDATE rg_users SET user_name = $2, user_name_lc = $3, external_id = $4, active = $5, last_modified = $6,
-           attributes = $7::json WHERE id = $1 AND xmin = $10::xid RETURNING 1),
-         dropped AS (DELETE FROM rg_user_emails WHERE user_id = $1 AND NOT (email_lc = ANY($8::text[]))
-           AND EXISTS (SELECT 1 FROM updated)),
-         kept AS (INSERT INTO rg_user_emails (user_id, email_lc, email)
-           SELECT $1, e.lc, e.v FROM unnest($8::text[], $9::text[]) AS e(lc, v) WHERE EXISTS (SELECT 1 FROM updated)
-           ON CONFLICT (user_id, email_lc) DO UPDATE SET email = EXCLUDED.email)
-         SELECT count(*)::int AS n FROM updated`,
-        [
-          id,
-          cols.userName,
-          cols.userNameLc,
-          cols.externalId,
-          cols.active,
-          now,
-          json,
-          cols.emails.map((e) => e.lc),
-          cols.emails.map((e) => e.value),
-          row.version,
-        ],
-      );
-      if (rows[0]?.n !== 1) throw new Error(`user ${id} changed under its write within one batch (a write did not declare it)`);
-      return {
-        result: { id, created: row.created, lastModified: now, attributes: JSON.parse(json) as ScimAttributes },
-        changes: [userChange(id, cols)],
-      };
-    }, id);
+    return this.#write(
+      async (c, { locked, updates }) => {
+        let row = locked.take(id);
+        if (row === undefined) {
+          // Another write of this user earlier in the batch: its held-back update goes first.
+          await updates.flush(c);
+          row = await lockUser(c, id);
+        }
+        if (row === undefined) throw userNotFound(id);
+        const json0 = JSON.stringify(row.attributes);
+        const next = mutate(toUser(row));
+        // D11: a no-op writes nothing; re-parsed in case the mutation touched its argument.
+        if (next === undefined) {
+          return { result: toUser({ ...row, attributes: JSON.parse(json0) as ScimAttributes }), changes: [] };
+        }
+        const cols = userColumns(next);
+        if (cols.userNameLc !== row.user_name_lc) {
+          await updates.flush(c);
+          await requireFreeUserName(c, cols);
+        }
+        const json = JSON.stringify(next);
+        const now = this.#opts.now();
+        await updates.write(c, { id, version: row.version, cols, lastModified: now, json });
+        return {
+          result: { id, created: row.created, lastModified: now, attributes: JSON.parse(json) as ScimAttributes },
+          changes: [userChange(id, cols)],
+        };
+      },
+      { kind: 'user update', user: id },
+    );
   }
 
   async deleteUser(id: string): Promise<boolean> {
-    return this.#write(async (c, locked) => {
+    return this.#write(async (c, { locked }) => {
       // Declared (below) only so that a later write of this user in the batch reads the row again.
       locked.take(id);
       const removed = await c.query<{ group_id: string }>(
@@ -584,7 +551,7 @@ class PostgresStore implements DirectoryStore {
       }
       changes.push({ type: 'user.deleted', id });
       return { result: true, changes };
-    }, id);
+    }, { kind: 'other', user: id });
   }
 
   // ---- groups -----------------------------------------------------------------------------------
@@ -773,12 +740,6 @@ class PostgresStore implements DirectoryStore {
   subscribe(listener: (changes: DirectoryChange[]) => void): () => void {
     return this.#feed.subscribe(listener);
   }
-}
-
-/** Reads and locks one user row (a write that was not handed its row by the batch). */
-async function lockUser(c: pg.PoolClient, id: string): Promise<LockedUserRow | undefined> {
-  const { rows } = await c.query<LockedUserRow>(`SELECT ${LOCKED_USER_COLUMNS} FROM rg_users WHERE id = $1 FOR UPDATE`, [id]);
-  return rows[0];
 }
 
 async function requireFreeUserName(c: pg.PoolClient, cols: UserColumns): Promise<void> {
