@@ -176,8 +176,11 @@ describe.each(kinds)('$name store', (kind) => {
       o.store.deleteUser(user.id),
       o.store.updateUser(user.id, (c) => ({ ...c.attributes, active: false })),
       o.store.updateUser(other.id, (c) => ({ ...c.attributes, title: `still ${String(c.attributes.active)}` })),
+      // An id from a URL is quoted into the batch's first statement: any text is just a missing user.
+      o.store.updateUser("it's \\ gone'); DROP TABLE rg_users; --", (c) => c.attributes),
     ]);
-    expect(outcomes.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(outcomes.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected']);
+    expect(((outcomes[6] as PromiseRejectedResult).reason as ScimError).status).toBe(404);
     const value = (i: number) => (outcomes[i] as PromiseFulfilledResult<{ attributes: Record<string, unknown> }>).value;
     expect(value(2).attributes.title).toBe('after first');
     expect(value(5).attributes.title).toBe('still false');
