@@ -41,6 +41,7 @@ export class DirectoryFollower<S, C> {
   /** Bumped whenever the listener comes or goes, so a catch-up knows which connection it vouches for. */
   #epoch = 0;
   #reloads = 0;
+  #logReads = 0;
   #requested = false;
   #draining: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
@@ -58,6 +59,11 @@ export class DirectoryFollower<S, C> {
   /** Full reloads since start, the first load not counted. */
   get reloads(): number {
     return Math.max(0, this.#reloads - 1);
+  }
+
+  /** Reads of the change log since start (a write applied from memory costs none). */
+  get logReads(): number {
+    return this.#logReads;
   }
 
   /**
@@ -175,6 +181,7 @@ export class DirectoryFollower<S, C> {
   async #readAll(): Promise<void> {
     if (!this.#loaded) await this.#reload('first load');
     for (;;) {
+      this.#logReads++;
       const read = await this.#o.read(this.position);
       // Rows after our position were pruned (we were dead to the others, or behind the retention
       // window): the log cannot tell what they changed, the whole directory can.

@@ -7,6 +7,8 @@ export interface DirectoryState {
   readonly current: boolean;
   readonly position: string;
   readonly reloads: number;
+  /** Reads of the change log (a PostgreSQL store's instances; 0 on SQLite). */
+  readonly logReads: number;
 }
 
 export function registerDirectoryMetrics(registry: Registry, state: () => DirectoryState): void {
@@ -36,6 +38,17 @@ export function registerDirectoryMetrics(registry: Registry, state: () => Direct
       const now = state().reloads;
       if (now > counted) this.inc(now - counted);
       counted = now;
+    },
+  });
+  let reads = 0;
+  new Counter({
+    name: 'rolegate_directory_log_reads_total',
+    help: "Reads of the shared change log: other instances' writes, and this instance's own when another lay between",
+    registers,
+    collect() {
+      const now = state().logReads;
+      if (now > reads) this.inc(now - reads);
+      reads = now;
     },
   });
 }

@@ -19,6 +19,14 @@ export interface ClusterSettings {
   name: string;
   /** The NOTIFY channel the store announces committed writes on. */
   changeChannel: string;
+  /**
+   * The tag this process's store puts on its writes and their announcements (StoreOptions.origin).
+   * Announcements of this process's own writes are not read back from the log: the store hands each
+   * of its batches to caughtUpTo before answering it, which applies it (from memory when nothing lies
+   * between). Reading them again cost the writing instance one read per batch, and that read, under
+   * way when the batch came to caughtUpTo, sent the batch itself through the log as well.
+   */
+  origin?: string;
   /** How often this instance reports itself alive (`directory.heartbeat`). */
   heartbeatMs: number;
   /** Change-log rows older than this are pruned even if a live instance still lacks them (`directory.changeRetention`). */
@@ -105,8 +113,8 @@ export class ClusterNode<S, C> {
         }),
       channels: [settings.changeChannel, instanceChannel(this.id)],
       onNotification: (channel, payload) => {
-        if (channel === settings.changeChannel) this.#follower.wake();
-        else this.#receive(payload);
+        if (channel !== settings.changeChannel) this.#receive(payload);
+        else if (settings.origin === undefined || originOf(payload) !== settings.origin) this.#follower.wake();
       },
       onConnected: () => this.#follower.listening(),
       onLost: () => this.#follower.lost(),
@@ -144,6 +152,10 @@ export class ClusterNode<S, C> {
 
   get position(): string {
     return this.#follower.position;
+  }
+
+  get logReads(): number {
+    return this.#follower.logReads;
   }
 
   get reloads(): number {
@@ -266,5 +278,17 @@ export class ClusterNode<S, C> {
         this.#sessions.cancel(m.pid, Buffer.from(m.secret, 'hex'));
         return;
     }
+  }
+}
+
+/** The origin an announcement names ({"seq","origin"}, scim/store/postgres.ts), or undefined for any other text. */
+function originOf(payload: string): string | undefined {
+  try {
+    const parsed = JSON.parse(payload) as unknown;
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const origin = (parsed as { origin?: unknown }).origin;
+    return typeof origin === 'string' ? origin : undefined;
+  } catch {
+    return undefined;
   }
 }

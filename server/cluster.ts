@@ -27,6 +27,8 @@ export function joinCluster(opts: {
   index: DirectoryIndex;
   registry: SessionRegistry;
   instance: string;
+  /** StoreOptions.origin of `store`. */
+  origin: string;
   logger: Logger;
 }): Promise<Cluster> {
   const { store, index, registry, logger } = opts;
@@ -35,6 +37,7 @@ export function joinCluster(opts: {
       storeUrl: opts.config.directory.store,
       name: opts.instance,
       changeChannel: CHANGE_CHANNEL,
+      origin: opts.origin,
       heartbeatMs: opts.config.directory.heartbeat,
       retentionMs: opts.config.directory.changeRetention,
       logger,

@@ -2,6 +2,7 @@
 // directory index, the token verifier, the session registry and pool, the proxy and admin listeners,
 // and plugs the directory into the data path's port. It owns the reload (SIGHUP) and the orderly
 // shutdown (SIGTERM drain); the process itself (argv, env, signals, exit codes) is cli/serve.ts's.
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createAdminApp } from '../admin/app.js';
 import { createAuditHeadRouter } from '../admin/audit-head.js';
@@ -82,7 +83,10 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
   try {
     // On a shared store, the instances that share it (docs/design.md §8); joined once the store is open.
     let cluster: Cluster | undefined;
+    // Tags this process's writes in the change log, so the cluster node knows its own announcements.
+    const origin = randomUUID();
     const store = await openStore(config.directory.store, {
+      origin,
       onListenerError: (err) => logger.error({ err }, 'directory change listener failed'),
       onBackgroundError: (err) => logger.warn({ err }, 'directory store background error'),
       // A SQLite directory serves this process alone; a second `serve` on the same file is refused.
@@ -97,7 +101,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
     if (store.kind === 'postgres') {
       // Every instance's writes, this one's included, reach the index through the change log, in commit order.
       index = DirectoryIndex.empty(indexOptions);
-      const joined = await joinCluster({ config, store, index, registry, instance: deps.instance, logger });
+      const joined = await joinCluster({ config, store, index, registry, instance: deps.instance, origin, logger });
       cluster = joined;
       cleanups.push(() => joined.stop());
     } else {
@@ -109,6 +113,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       current: cluster?.status.current ?? true,
       position: cluster?.position ?? '0',
       reloads: cluster?.reloads ?? 0,
+      logReads: cluster?.logReads ?? 0,
     }));
     // The data path sees the index only through its own port.
     const directory = directoryPort(index, cluster);

@@ -24,6 +24,11 @@ export interface StoreOptions {
    * reported to onBackgroundError; the write still succeeds.
    */
   afterCommit?: (position: string, written: readonly JournalledWrite[]) => Promise<void>;
+  /**
+   * PostgreSQL: tags this process's rg_changes rows and the NOTIFY announcing them (default: a random
+   * UUID). The process's cluster node skips its own announcements (afterCommit applies those writes).
+   */
+  origin?: string;
 }
 
 export interface ResolvedStoreOptions {
@@ -33,6 +38,7 @@ export interface ResolvedStoreOptions {
   onListenerError: (err: unknown) => void;
   onBackgroundError: (err: unknown) => void;
   afterCommit: (position: string, written: readonly JournalledWrite[]) => Promise<void>;
+  origin: string;
 }
 
 /** One write as rg_changes holds it: its seq and its payload (the JSON the log returns). */
@@ -49,5 +55,6 @@ export function resolveStoreOptions(opts: StoreOptions = {}): ResolvedStoreOptio
     onListenerError: opts.onListenerError ?? (() => {}),
     onBackgroundError: opts.onBackgroundError ?? (() => {}),
     afterCommit: opts.afterCommit ?? (async () => {}),
+    origin: opts.origin ?? randomUUID(),
   };
 }

@@ -1,5 +1,4 @@
 // The shared directory store on PostgreSQL: several rolegate instances, one database (rg_* tables).
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { checkout } from '../../lib/pg-checkout.js';
 import { ScimError } from '../errors.js';
@@ -139,8 +138,8 @@ class PostgresStore implements DirectoryStore {
   readonly #feed: ChangeFeed;
   /** Concurrent writes share a transaction; batches run one at a time, so subscribers hear them in commit order. */
   readonly #group = new GroupCommit<Write<unknown>>((batch) => this.#commitBatch(batch));
-  /** Tags this process's rg_changes rows (for the log's readers; nothing depends on it). */
-  readonly #origin = randomUUID();
+  /** Tags this process's rg_changes rows and their NOTIFY: its cluster node skips its own (StoreOptions.origin). */
+  readonly #origin: string;
   // Keyset paging of the unfiltered lists (see PageCursors). The version is max(seq) of rg_changes,
   // which every committed write of every instance moves, read in the same snapshot as the page.
   readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
@@ -152,6 +151,7 @@ class PostgresStore implements DirectoryStore {
   constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
     this.#pool = pool;
     this.#opts = opts;
+    this.#origin = opts.origin;
     this.#feed = new ChangeFeed(opts.onListenerError);
     this.personalRoles = new PostgresPersonalRoles(pool);
   }

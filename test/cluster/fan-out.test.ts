@@ -3,7 +3,7 @@
 // ends only the session it affects; both instances' directories stay equal to a fresh load.
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PATCH_URN, startServeCluster, type Instance, type ServeCluster } from '../helpers/serve-cluster.js';
+import { PATCH_URN, USER_URN, startServeCluster, type Instance, type ServeCluster } from '../helpers/serve-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
 let cluster: ServeCluster;
@@ -88,6 +88,17 @@ describe('a SCIM write on instance A reaches sessions on instance B', () => {
     const t0 = performance.now();
     await scimOk(b, `/Users/${ids.get('deleted@corp.com')}`, 'DELETE');
     await endsWithin1s(w, t0);
+  });
+
+  it('the instance that takes a write does not read it back from the log; the other reads it (was: a read per write on both)', async () => {
+    const [aBefore, bBefore] = [await a.metric('rolegate_directory_log_reads_total'), await b.metric('rolegate_directory_log_reads_total')];
+    for (let i = 0; i < 20; i++) {
+      expect((await a.scim('/Users', 'POST', { schemas: [USER_URN], userName: `reads.${i}@corp.com`, active: true })).status).toBe(201);
+    }
+    await cluster.expectInStep();
+    // A applied its 20 writes from memory before answering them; its own announcements woke nothing.
+    expect((await a.metric('rolegate_directory_log_reads_total')) - aBefore).toBeLessThanOrEqual(1);
+    expect((await b.metric('rolegate_directory_log_reads_total')) - bBefore).toBeGreaterThanOrEqual(1);
   });
 
   it('both directories equal a fresh load of the store', async () => {

@@ -46,11 +46,6 @@ async function log(): Promise<{ rows: number; last: number; horizon: number }> {
   return { rows: r!.rows, last: Number(r!.last), horizon: Number(r!.horizon) };
 }
 
-async function metric(via: Instance, name: string): Promise<number> {
-  const text = await (await fetch(`${via.adminUrl}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-}
-
 describe('the change log', () => {
   it('is pruned once every live instance applied it', async () => {
     for (let i = 0; i < 5; i++) expect((await a.scim('/Users', 'POST', { schemas: [USER_URN], userName: `prune${i}@corp.com`, active: true })).status).toBe(201);
@@ -71,7 +66,7 @@ describe('the change log', () => {
     const bystander = await b.connect('bystander@corp.com');
     await bystander.query('select 1');
     const positionBefore = Number((await b.directory()).position);
-    expect(await metric(b, 'rolegate_directory_reloads_total')).toBe(0);
+    expect(await b.metric('rolegate_directory_reloads_total')).toBe(0);
 
     b.serve.child.kill('SIGSTOP');
     try {
@@ -95,7 +90,7 @@ describe('the change log', () => {
       expect(err).toMatchObject({ code: '57P01', message: 'access revoked' });
     }
     await waitFor(() => b.serve.output().includes('directory reloaded from the store'), 5_000, 'B did not reload');
-    expect(await metric(b, 'rolegate_directory_reloads_total')).toBe(1);
+    expect(await b.metric('rolegate_directory_reloads_total')).toBe(1);
     expect((await bystander.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
     await cluster.expectInStep();
     // B registered again and lists its sessions to the others.
@@ -105,11 +100,11 @@ describe('the change log', () => {
   });
 
   it('a logged change this version cannot read makes the instance reload the whole directory rather than skip it', async () => {
-    const before = await metric(a, 'rolegate_directory_reloads_total');
+    const before = await a.metric('rolegate_directory_reloads_total');
     // What a newer rolegate might journal: a change type this one does not know.
     await storeQuery(`WITH c AS (INSERT INTO rg_changes (origin, payload) VALUES ('test', '[{"type":"user.renamed","id":"x"}]') RETURNING seq)
                       SELECT pg_notify('rolegate_directory', json_build_object('seq', seq::text, 'origin', 'test')::text) FROM c`);
-    await waitFor(async () => (await metric(a, 'rolegate_directory_reloads_total')) === before + 1, 5_000, 'A did not reload');
+    await waitFor(async () => (await a.metric('rolegate_directory_reloads_total')) === before + 1, 5_000, 'A did not reload');
     // A's log reaches this test through its stdout pipe, possibly after the metric.
     await waitFor(() => /a logged change this version cannot apply/.test(a.serve.output()), 5_000, 'A did not log why it reloaded');
     await cluster.expectInStep();

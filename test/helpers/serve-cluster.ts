@@ -50,6 +50,8 @@ export interface Instance {
   scim(path: string, method?: string, body?: unknown): Promise<Response>;
   admin(path: string, method?: string): Promise<Response>;
   directory(): Promise<DirectoryViewJson>;
+  /** One unlabelled series of this instance's /metrics (NaN when absent). */
+  metric(name: string): Promise<number>;
   /** A connected node-postgres client through this instance, with a fresh token for `email`. */
   connect(email: string, opts?: { app?: string }): Promise<pg.Client>;
   /** The audit events this instance wrote to its own audit files so far, in order. */
@@ -145,6 +147,10 @@ ${opts.extraYaml ?? ''}`);
         }),
       admin: (path, method = 'GET') => fetch(`${adminUrl}/admin${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }),
       directory: async () => (await (await instance.admin('/directory')).json()) as DirectoryViewJson,
+      metric: async (name) => {
+        const text = await (await fetch(`${instance.adminUrl}/metrics`)).text();
+        return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      },
       async connect(email, o = {}) {
         const client = new pg.Client({
           host: '127.0.0.1',
