@@ -29,26 +29,26 @@ export function registerDirectoryMetrics(registry: Registry, state: () => Direct
       this.set(Number(state().position));
     },
   });
+  totalOf(registers, 'rolegate_directory_reloads_total', 'Full reloads of the directory after this instance fell behind the pruned change log', () => state().reloads);
+  totalOf(
+    registers,
+    'rolegate_directory_log_reads_total',
+    "Reads of the shared change log: other instances' writes, and this instance's own when another lay between",
+    () => state().logReads,
+  );
+}
+
+/** A counter that follows a running total kept elsewhere, read at each scrape. */
+function totalOf(registers: Registry[], name: string, help: string, read: () => number): void {
   let counted = 0;
   new Counter({
-    name: 'rolegate_directory_reloads_total',
-    help: 'Full reloads of the directory after this instance fell behind the pruned change log',
+    name,
+    help,
     registers,
     collect() {
-      const now = state().reloads;
+      const now = read();
       if (now > counted) this.inc(now - counted);
       counted = now;
-    },
-  });
-  let reads = 0;
-  new Counter({
-    name: 'rolegate_directory_log_reads_total',
-    help: "Reads of the shared change log: other instances' writes, and this instance's own when another lay between",
-    registers,
-    collect() {
-      const now = state().logReads;
-      if (now > reads) this.inc(now - reads);
-      reads = now;
     },
   });
 }

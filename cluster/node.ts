@@ -26,7 +26,7 @@ export interface ClusterSettings {
    * between). Reading them again cost the writing instance one read per batch, and that read, under
    * way when the batch came to caughtUpTo, sent the batch itself through the log as well.
    */
-  origin?: string;
+  origin: string;
   /** How often this instance reports itself alive (`directory.heartbeat`). */
   heartbeatMs: number;
   /** Change-log rows older than this are pruned even if a live instance still lacks them (`directory.changeRetention`). */
@@ -114,7 +114,7 @@ export class ClusterNode<S, C> {
       channels: [settings.changeChannel, instanceChannel(this.id)],
       onNotification: (channel, payload) => {
         if (channel !== settings.changeChannel) this.#receive(payload);
-        else if (settings.origin === undefined || originOf(payload) !== settings.origin) this.#follower.wake();
+        else if (originOf(payload) !== settings.origin) this.#follower.wake();
       },
       onConnected: () => this.#follower.listening(),
       onLost: () => this.#follower.lost(),

@@ -56,6 +56,17 @@ async function pgTransactions(url: string, ids: string[]): Promise<number> {
   }
 }
 
+/** A PostgreSQL store on a database of its own, both gone after the test. */
+async function openPostgres(prefix: string): Promise<{ store: DirectoryStore; url: string }> {
+  const db: TestDatabase = await createTestDatabase(prefix);
+  const store = await openStore(db.url);
+  cleanups.push(async () => {
+    await store.close();
+    await db.drop();
+  });
+  return { store, url: db.url };
+}
+
 interface Opened {
   store: DirectoryStore;
   /** Transactions that wrote these users (PostgreSQL) or committed since the mark (SQLite). */
@@ -95,18 +106,13 @@ const kinds: { name: string; open(): Promise<Opened> }[] = [
   {
     name: 'postgres',
     async open() {
-      const db: TestDatabase = await createTestDatabase('group');
-      const store = await openStore(db.url);
-      cleanups.push(async () => {
-        await store.close();
-        await db.drop();
-      });
+      const { store, url } = await openPostgres('group');
       return {
         store,
         mark: () => undefined,
-        transactions: (ids) => pgTransactions(db.url, ids),
+        transactions: (ids) => pgTransactions(url, ids),
         async visibleElsewhere(id) {
-          const c = new pg.Client({ connectionString: db.url });
+          const c = new pg.Client({ connectionString: url });
           await c.connect();
           try {
             return ((await c.query('SELECT 1 FROM rg_users WHERE id = $1', [id])).rowCount ?? 0) === 1;
@@ -219,12 +225,7 @@ describe('postgres store, bulk deprovisioning', () => {
   // benchmark's runs: each PATCH read its row and wrote it in two round trips of its own inside the
   // batch, and with the machine busy ending sessions each round trip came to about 7 ms.
   it('a batch of 100 deactivations is three statements (was: two per write)', async () => {
-    const db = await createTestDatabase('prefetch');
-    const store = await openStore(db.url);
-    cleanups.push(async () => {
-      await store.close();
-      await db.drop();
-    });
+    const { store, url } = await openPostgres('prefetch');
     const users = await Promise.all(Array.from({ length: 100 }, (_, i) => store.createUser(userAttrs(`bulk${i}@corp.example`))));
     // Every statement the store's connections send, counted at the driver.
     const query = pg.Client.prototype.query;
@@ -241,18 +242,13 @@ describe('postgres store, bulk deprovisioning', () => {
     }
     expect(updated.map((u) => u.attributes.active)).toEqual(users.map(() => false));
     for (const u of users) expect((await store.getUser(u.id))?.attributes.active).toBe(false);
-    expect(await pgTransactions(db.url, users.map((u) => u.id))).toBe(2); // the creates' and the updates'
+    expect(await pgTransactions(url, users.map((u) => u.id))).toBe(2); // the creates' and the updates'
     // Open, take the write lock and read the 100 rows; write the 100 rows; journal and commit.
     expect(statements).toBe(3);
   });
 
   it('held-back updates reach the statements after them: a user renamed, then a new user given its old name', async () => {
-    const db = await createTestDatabase('holdback');
-    const store = await openStore(db.url);
-    cleanups.push(async () => {
-      await store.close();
-      await db.drop();
-    });
+    const { store, url } = await openPostgres('holdback');
     const user = await store.createUser(userAttrs('old@corp.example'));
     const [renamed, created, clash] = await Promise.allSettled([
       store.updateUser(user.id, (c) => ({ ...c.attributes, userName: 'new@corp.example' })),
@@ -266,12 +262,7 @@ describe('postgres store, bulk deprovisioning', () => {
   });
 
   it("updates written together keep each user's emails: added, re-cased and dropped per user", async () => {
-    const db = await createTestDatabase('emails');
-    const store = await openStore(db.url);
-    cleanups.push(async () => {
-      await store.close();
-      await db.drop();
-    });
+    const { store, url } = await openPostgres('emails');
     const mail = (...values: string[]) => ({ emails: values.map((value) => ({ value })) });
     const a = await store.createUser(userAttrs('a@corp.example', mail('a@corp.example', 'a.old@corp.example')));
     const b = await store.createUser(userAttrs('b@corp.example', mail('b@corp.example')));
@@ -285,7 +276,7 @@ describe('postgres store, bulk deprovisioning', () => {
     expect(await byEmail('a.new@corp.example')).toEqual(['a@corp.example']);
     expect(await byEmail('a@corp.example')).toEqual(['a@corp.example']);
     expect(await byEmail('shared@corp.example')).toEqual(['b@corp.example']);
-    const c = new pg.Client({ connectionString: db.url });
+    const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {
       const { rows } = await c.query<{ email: string }>('SELECT email FROM rg_user_emails WHERE user_id = $1 ORDER BY email', [a.id]);
