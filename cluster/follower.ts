@@ -103,27 +103,38 @@ export class DirectoryFollower<S, C> {
   }
 
   /**
+   * Another instance's batch, as its verified announcement carried it: applied as it came when it
+   * follows on directly from our position (see #applyInOrder), which spares this instance a read of
+   * the log before the batch's revocations; anything else (a gap, a read under way) is read.
+   */
+  announced(writes: readonly LoggedWrite[]): void {
+    if (!this.#applyInOrder(writes)) this.wake();
+  }
+
+  /**
    * Resolves once the write at `position` (committed by this process) is applied. A failed read does
    * not reject: the write is committed whatever the follower can read now, and a follower that
    * cannot read is not current, so no login is admitted on what it missed. `written` is this
    * process's batch as journalled, ending at `position`: applied from memory when it follows on
-   * directly from what is applied (see #applyOwn), else the log is read.
+   * directly from what is applied (see #applyInOrder), else the log is read.
    */
   async caughtUpTo(position: string, written: readonly LoggedWrite[] = []): Promise<void> {
     if (BigInt(position) <= this.#position) return;
-    if (this.#applyOwn(written)) return;
+    if (this.#applyInOrder(written)) return;
     await this.catchUp().catch(() => undefined);
   }
 
   /**
-   * This process's own batch, applied without reading it back, when its first seq is the one after
-   * our position and its seqs are consecutive, and no read is under way (that read could apply the
-   * same rows). Seqs are handed out under the store's write lock in commit order, so every write
-   * committed before the batch has a lower seq and is applied already: the log would return exactly
-   * these rows. A gap (another instance's write, a rolled-back batch's seqs) goes through the log.
-   * Saves a round trip to the store before a local write's revocations and its answer.
+   * A committed batch (this process's own, or another's from its signed announcement), applied
+   * without reading the log, when its first seq is the one after our position and its seqs are
+   * consecutive, and no read is under way (that read could apply the same rows). Seqs are handed out
+   * under the store's write lock in commit order, so every write committed before the batch has a
+   * lower seq and is applied already: the log would return exactly these rows. A gap (a write whose
+   * announcement was not applied, a rolled-back batch's seqs) goes through the log. Saves a round
+   * trip to the store before the batch's revocations (and, for a local write, its answer). An
+   * announcement repeated later is ignored: its seqs are no longer the next ones.
    */
-  #applyOwn(written: readonly LoggedWrite[]): boolean {
+  #applyInOrder(written: readonly LoggedWrite[]): boolean {
     if (!this.#loaded || this.#draining !== undefined || written.length === 0) return false;
     let next = this.#position + 1n;
     for (const w of written) {

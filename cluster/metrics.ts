@@ -1,5 +1,6 @@
 // The directory's Prometheus series (docs/design.md §5 and §8): whether this instance's directory is
-// current, how far it applied the shared change log, and how often it had to reload it whole.
+// current, how far it applied the shared change log, how often it had to read it or reload it whole,
+// and how many change announcements failed their signature.
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 /** What the series read at each scrape; a single-instance (SQLite) directory is always current. */
@@ -9,6 +10,8 @@ export interface DirectoryState {
   readonly reloads: number;
   /** Reads of the change log (a PostgreSQL store's instances; 0 on SQLite). */
   readonly logReads: number;
+  /** Signed change announcements whose signature did not verify. */
+  readonly forgedAnnouncements: number;
 }
 
 export function registerDirectoryMetrics(registry: Registry, state: () => DirectoryState): void {
@@ -35,6 +38,12 @@ export function registerDirectoryMetrics(registry: Registry, state: () => Direct
     'rolegate_directory_log_reads_total',
     "Reads of the shared change log: other instances' writes, and this instance's own when another lay between",
     () => state().logReads,
+  );
+  totalOf(
+    registers,
+    'rolegate_directory_forged_announcements_total',
+    'Signed change announcements whose signature did not verify: a role other than rolegate NOTIFYing on its channel (the log was read instead)',
+    () => state().forgedAnnouncements,
   );
 }
 

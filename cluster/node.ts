@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../lib/log.js';
+import { loadAnnouncementKey, readAnnouncement } from './announcement.js';
 import { pruneLog, readLog, type LoggedWrite } from './change-log.js';
 import { DirectoryFollower, type FollowerStatus } from './follower.js';
 import { deregister, heartbeat, liveInstances, registerInstance } from './instances.js';
@@ -77,6 +78,9 @@ export class ClusterNode<S, C> {
   #slot = 0;
   #beats = 0;
   #cancelsInFlight = 0;
+  /** Verifies the rows other instances' announcements carry (undefined: the store has no key; every batch is read). */
+  #announcementKey: Buffer | undefined;
+  #forgedAnnouncements = 0;
 
   private constructor(settings: ClusterSettings, directory: DirectoryPort<S, C>, sessions: LocalSessionsPort) {
     this.#s = settings;
@@ -112,10 +116,7 @@ export class ClusterNode<S, C> {
           connectionTimeoutMillis: 5_000,
         }),
       channels: [settings.changeChannel, instanceChannel(this.id)],
-      onNotification: (channel, payload) => {
-        if (channel !== settings.changeChannel) this.#receive(payload);
-        else if (originOf(payload) !== settings.origin) this.#follower.wake();
-      },
+      onNotification: (channel, payload) => (channel === settings.changeChannel ? this.#announced(payload) : this.#receive(payload)),
       onConnected: () => this.#follower.listening(),
       onLost: () => this.#follower.lost(),
       heartbeat: { everyMs: settings.heartbeatMs, timeoutMs: Math.max(2 * settings.heartbeatMs, 1_000), run: (client) => this.#beat(client) },
@@ -131,6 +132,7 @@ export class ClusterNode<S, C> {
     const node = new ClusterNode(settings, directory, sessions);
     try {
       node.#slot = await registerInstance(node.#pool, { id: node.id, name: settings.name, expiryMs: node.#expiryMs });
+      node.#announcementKey = await loadAnnouncementKey(node.#pool);
       await node.#refreshInstances(node.#pool);
       await node.#listener.start();
     } catch (err) {
@@ -160,6 +162,11 @@ export class ClusterNode<S, C> {
 
   get reloads(): number {
     return this.#follower.reloads;
+  }
+
+  /** Announcements on the change channel that were signed but did not verify (someone else NOTIFYing there). */
+  get forgedAnnouncements(): number {
+    return this.#forgedAnnouncements;
   }
 
   /** The store's afterCommit: resolves once this instance's directory holds the write at `position`. */
@@ -257,6 +264,23 @@ export class ClusterNode<S, C> {
     return this.#pool.query('SELECT pg_notify($1, $2)', [instanceChannel(to), encodeMessage(message)]);
   }
 
+  /**
+   * A batch committed. This process's own were applied before they were answered (`origin`); another
+   * instance's signed rows are applied as they came when they follow on from this instance's position
+   * (the follower checks), and anything else is read from the log. The origin is not verified: a
+   * forged one can only spare the read its own announcement would have caused.
+   */
+  #announced(payload: string): void {
+    const a = readAnnouncement(payload, this.#announcementKey);
+    if (a.forged) {
+      this.#forgedAnnouncements++;
+      this.#s.logger.debug('an announcement on the change channel did not verify; reading the log instead');
+    }
+    if (a.origin === this.#s.origin) return;
+    if (a.writes !== undefined) this.#follower.announced(a.writes);
+    else this.#follower.wake();
+  }
+
   #receive(payload: string): void {
     const m = decodeMessage(payload);
     if (m === undefined) {
@@ -278,17 +302,5 @@ export class ClusterNode<S, C> {
         this.#sessions.cancel(m.pid, Buffer.from(m.secret, 'hex'));
         return;
     }
-  }
-}
-
-/** The origin an announcement names ({"seq","origin"}, scim/store/postgres.ts), or undefined for any other text. */
-function originOf(payload: string): string | undefined {
-  try {
-    const parsed = JSON.parse(payload) as unknown;
-    if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const origin = (parsed as { origin?: unknown }).origin;
-    return typeof origin === 'string' ? origin : undefined;
-  } catch {
-    return undefined;
   }
 }

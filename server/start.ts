@@ -114,6 +114,7 @@ export async function startServer(config: Readonly<Config>, deps: ServeDeps): Pr
       position: cluster?.position ?? '0',
       reloads: cluster?.reloads ?? 0,
       logReads: cluster?.logReads ?? 0,
+      forgedAnnouncements: cluster?.forgedAnnouncements ?? 0,
     }));
     // The data path sees the index only through its own port.
     const directory = directoryPort(index, cluster);

@@ -194,6 +194,42 @@ export const MIGRATIONS: readonly Migration[] = [
          0)`,
     ],
   },
+  {
+    // The key that signs change announcements (docs/design.md §8, "Signed announcements"): a NOTIFY
+    // that carries a batch's writes lets the other instances apply it without reading the log, but
+    // PostgreSQL checks no privilege for NOTIFY, so such a payload counts only when its HMAC-SHA256
+    // verifies. The key is four random UUIDs (64 bytes, SHA-256's block, 488 bits of them random),
+    // kept as HMAC's inner and outer pads (key XOR 0x36, key XOR 0x5c) so that the writing
+    // transaction computes the HMAC with PostgreSQL's built-in sha256() and the key never travels in
+    // a statement. Only the store's own role (the owner) may read it: a grant made by default
+    // privileges is revoked too, since whoever reads the key can feed every instance changes the
+    // store never held.
+    version: 4,
+    name: 'notify_key',
+    sqlite: [],
+    postgres: [
+      `CREATE TABLE rg_notify_key (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        ipad bytea NOT NULL CHECK (octet_length(ipad) = 64),
+        opad bytea NOT NULL CHECK (octet_length(opad) = 64)
+      )`,
+      `DO $$
+       DECLARE grantee regrole;
+       BEGIN
+         REVOKE ALL ON rg_notify_key FROM PUBLIC;
+         FOR grantee IN SELECT DISTINCT a.grantee::regrole FROM pg_class c, aclexplode(c.relacl) a
+                        WHERE c.oid = 'rg_notify_key'::regclass AND a.grantee <> 0 AND a.grantee <> c.relowner LOOP
+           EXECUTE format('REVOKE ALL ON rg_notify_key FROM %s', grantee);
+         END LOOP;
+       END $$`,
+      `WITH k AS (
+         SELECT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text || gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex') AS key)
+       INSERT INTO rg_notify_key (ipad, opad)
+       SELECT (SELECT decode(string_agg(lpad(to_hex(get_byte(key, i) # 54), 2, '0'), '' ORDER BY i), 'hex') FROM generate_series(0, 63) i),
+              (SELECT decode(string_agg(lpad(to_hex(get_byte(key, i) # 92), 2, '0'), '' ORDER BY i), 'hex') FROM generate_series(0, 63) i)
+       FROM k`,
+    ],
+  },
 ];
 
 /** The migrations still to apply given the applied versions; refuses a schema newer than this code. */

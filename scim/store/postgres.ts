@@ -49,8 +49,16 @@ import { LOCKED_USER_COLUMNS, LockedUsers, lockUser, UserUpdates, type LockedUse
  */
 const WRITE_LOCK_KEY = '8246126309927617638';
 const SCAN_BATCH = 500;
-/** The NOTIFY channel instances LISTEN on; the payload is {"seq","origin"} of a batch's last rg_changes row. */
+/**
+ * The NOTIFY channel instances LISTEN on. The payload is `<HMAC hex> {"seq","origin","writes"}`, a
+ * batch's rows signed (cluster/announcement.ts reads it), or `{"seq","origin"}` of its last row alone.
+ */
 export const CHANGE_CHANNEL = 'rolegate_directory';
+/**
+ * The longest announcement text that is sent signed: a NOTIFY payload must be shorter than 8,000
+ * bytes, and the HMAC in hex and a space come before the text. About 30 deactivations fit.
+ */
+const ANNOUNCEMENT_MAX_BYTES = 7_900;
 
 // WHERE fragments per key with the key value as $1: constants chosen by `attr`, never built from input.
 const USER_WHERE: Record<UserKey['attr'], string> = {
@@ -271,10 +279,13 @@ class PostgresStore implements DirectoryStore {
 
   /**
    * Appends the batch's committed writes to rg_changes (one row each, in batch order, so seq order is
-   * the order they were applied), wakes the followers and commits: one round trip for the whole batch,
-   * as a simple query of several statements (so the payloads are quoted literals). Sets each write's
-   * row as a follower reads it (its seq, and its payload parsed from the JSON sent). NOTIFY inside the transaction is delivered at COMMIT and never for a
-   * rolled-back write; one per batch, since it only says "look" (the log is what followers read).
+   * the order they were applied), announces them and commits: one round trip for the whole batch, as a
+   * simple query of several statements (so the payloads are quoted literals). Sets each write's row as
+   * a follower reads it (its seq, and its payload parsed from the JSON sent). NOTIFY inside the
+   * transaction is delivered at COMMIT and never for a rolled-back write; one per batch. The
+   * announcement carries the batch's rows, signed (ANNOUNCEMENT_MAX_BYTES, docs/design.md §8,
+   * "Signed announcements"), so the other instances apply them without reading the log; a batch too
+   * large for a NOTIFY, or a store without the key, announces only its last seq and is read.
    */
   async #journalAndCommit(client: pg.PoolClient, done: Done[]): Promise<void> {
     const logged = done.filter((d): d is Extract<Done, { ok: true }> => d.ok && d.changes.length > 0);
@@ -285,16 +296,25 @@ class PostgresStore implements DirectoryStore {
     const origin = pg.escapeLiteral(this.#origin);
     const texts = logged.map((d) => JSON.stringify(d.changes));
     const payloads = texts.map((t) => pg.escapeLiteral(t)).join(', ');
-    // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order.
+    // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order. The HMAC is
+    // SHA-256(opad || SHA-256(ipad || text)), from the pads the key table holds (migration 4).
     const results = (await client.query(
       `WITH logged AS (
          INSERT INTO rg_changes (origin, payload)
          SELECT ${origin}, p.payload FROM unnest(ARRAY[${payloads}]::jsonb[]) WITH ORDINALITY AS p(payload, ord)
          ORDER BY p.ord
-         RETURNING seq)
-       SELECT array_agg(seq::text ORDER BY seq) AS seqs,
-              pg_notify('${CHANGE_CHANNEL}', json_build_object('seq', max(seq)::text, 'origin', ${origin})::text)
-       FROM logged; COMMIT`,
+         RETURNING seq, payload),
+       batch AS (
+         SELECT array_agg(seq::text ORDER BY seq) AS seqs, max(seq)::text AS last,
+                json_build_object('seq', max(seq)::text, 'origin', ${origin},
+                  'writes', json_agg(json_build_object('seq', seq::text, 'payload', payload) ORDER BY seq))::text AS announced
+         FROM logged)
+       SELECT b.seqs,
+              pg_notify('${CHANGE_CHANNEL}', CASE
+                WHEN k.ipad IS NOT NULL AND octet_length(b.announced) <= ${ANNOUNCEMENT_MAX_BYTES}
+                  THEN encode(sha256(k.opad || sha256(k.ipad || convert_to(b.announced, 'UTF8'))), 'hex') || ' ' || b.announced
+                ELSE json_build_object('seq', b.last, 'origin', ${origin})::text END)
+       FROM batch b LEFT JOIN rg_notify_key k ON true; COMMIT`,
     )) as unknown as pg.QueryResult<{ seqs: string[] }>[];
     const seqs = results[0]?.rows[0]?.seqs ?? [];
     if (seqs.length !== logged.length) throw new Error(`the change log returned ${seqs.length} positions for ${logged.length} writes`);

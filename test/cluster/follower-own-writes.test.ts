@@ -1,5 +1,6 @@
-// The follower applies this process's own batch from memory only when nothing can lie between it and
-// what is applied; otherwise it reads the log, so no write is skipped, applied twice or out of order.
+// The follower applies a batch from memory (this process's own, or another's from its verified
+// announcement) only when nothing can lie between it and what is applied; otherwise it reads the log,
+// so no write is skipped, applied twice or out of order.
 // The log here is an in-memory array with the shape readLog returns (cluster/change-log.ts).
 import { expect, it } from 'vitest';
 import type { LoggedWrite } from '../../cluster/change-log.js';
@@ -66,4 +67,27 @@ it('reads the log when its batch has a gap, or when a read is under way (never a
   release();
   await own;
   expect({ applied: t.applied, position: t.follower.position }).toEqual({ applied: ['x', 'y', 'z'], position: '4' });
+});
+
+it('applies another instance’s announced batch without reading when it follows on; a repeat of it later changes nothing', async () => {
+  const t = setup([{ seq: '1', payload: 'a' }]);
+  await t.follower.listening();
+  const readsAfterStart = t.reads();
+  const batch = [{ seq: '2', payload: 'b' }, { seq: '3', payload: 'c' }];
+  t.log.push(...batch);
+  t.follower.announced(batch);
+  expect({ applied: t.applied, position: t.follower.position, reads: t.reads() - readsAfterStart }).toEqual({ applied: ['a', 'b', 'c'], position: '3', reads: 0 });
+  // Replayed (anyone LISTENing saw it): its seqs are no longer the next ones, so the log is asked instead.
+  t.follower.announced(batch);
+  await t.follower.catchUp();
+  expect({ applied: t.applied, position: t.follower.position }).toEqual({ applied: ['a', 'b', 'c'], position: '3' });
+});
+
+it('reads the log for an announced batch after a gap (a batch whose announcement was not applied)', async () => {
+  const t = setup();
+  await t.follower.listening();
+  t.log.push({ seq: '1', payload: 'too large to announce' }, { seq: '2', payload: 'announced' });
+  t.follower.announced([{ seq: '2', payload: 'announced' }]);
+  await t.follower.catchUp();
+  expect({ applied: t.applied, position: t.follower.position }).toEqual({ applied: ['too large to announce', 'announced'], position: '2' });
 });

@@ -72,6 +72,10 @@ describe('the change log', () => {
     try {
       // B counts as dead after five silent beats; A writes on and prunes what only B lacked.
       await waitFor(async () => (await storeQuery(`SELECT 1 FROM rg_instances WHERE name = '${b.name}'`)).length === 0, 10_000, 'B did not expire');
+      // The announcements wait in B's socket and would let it apply each write as it wakes. The first
+      // write is too large to be announced whole, so B must go to the log, where it is pruned.
+      const aliases = Array.from({ length: 600 }, (_, i) => ({ value: `frozen.alias.${i}@corp.com` }));
+      expect((await a.scim('/Users', 'POST', { schemas: [USER_URN], userName: 'too.large.to.announce@corp.com', active: true, emails: aliases })).status).toBe(201);
       expect((await a.scim(`/Users/${ids.get('frozen.victim@corp.com')}`, 'PATCH', { schemas: [PATCH_URN], Operations: [{ op: 'replace', value: { active: false } }] })).status).toBe(200);
       expect((await a.scim(`/Groups/${cluster.groupId('analysts')}`, 'PATCH', {
         schemas: [PATCH_URN],
