@@ -1,6 +1,8 @@
 // What the writes of one PostgreSQL group-commit batch share: the user rows read for all of them up
 // front, and their user updates sent as one statement (docs/design.md §8, "Group commit").
-import type pg from 'pg';
+import pg from 'pg';
+
+const { escapeLiteral } = pg;
 import type { ScimAttributes } from '../model.js';
 import type { UserColumns } from './derive.js';
 
@@ -57,10 +59,11 @@ export interface UserUpdate {
 
 /**
  * The user updates of a batch. In a batch's first run (no savepoints) they are held back and sent
- * together, in one statement, before the batch's next other statement and before its commit: a bulk
- * deprovisioning is hundreds of updates, and one round trip each was most of a batch's time when the
- * machine was busy. In a run with a savepoint per write each is written at once, inside its savepoint,
- * so a failing one is rolled back alone.
+ * together, in one statement, before the batch's next other statement, or with its journal and
+ * COMMIT when they are the batch's last: a bulk deprovisioning is hundreds of updates, and one round
+ * trip each was most of a batch's time when the machine was busy; a lone deactivation's own round
+ * trip was a third of its write. In a run with a savepoint per write each is written at once, inside
+ * its savepoint, so a failing one is rolled back alone.
  */
 export class UserUpdates {
   readonly #holdBack: boolean;
@@ -72,36 +75,54 @@ export class UserUpdates {
 
   async write(c: pg.PoolClient, update: UserUpdate): Promise<void> {
     if (this.#holdBack) this.#pending.push(update);
-    else await writeUsers(c, [update]);
+    else await c.query(writeUsersSql([update]));
   }
 
   /** Sends the held-back updates; called before any other statement of the batch. */
   async flush(c: pg.PoolClient): Promise<void> {
-    if (this.#pending.length === 0) return;
+    const sql = this.take();
+    if (sql !== undefined) await c.query(sql);
+  }
+
+  /** The held-back updates as one statement (writeUsersSql), for the caller to send; undefined when none. */
+  take(): string | undefined {
+    if (this.#pending.length === 0) return undefined;
     const updates = this.#pending;
     this.#pending = [];
-    await writeUsers(c, updates);
+    return writeUsersSql(updates);
   }
 }
 
+/** SQLSTATE of the error writeUsersSql's statement raises when a row changed under its update. */
+export const CHANGED_UNDER_WRITE = '22012';
+
+/** The error to report for CHANGED_UNDER_WRITE. */
+export function changedUnderWrite(): Error {
+  return new Error('a user row changed under its write within one batch (a write did not declare its user)');
+}
+
 /**
- * Writes user rows and brings their emails in line (those no longer listed removed, the rest inserted
- * or re-cased; emailKeys de-duplicated them, and no user appears twice, since a second write of a user
- * reads it first and so flushes the first), in one statement. Each row must still be the version its
- * update was computed from: a write that changed it earlier in the batch without declaring it would
- * otherwise be overwritten, so then nothing is written and the batch fails loudly.
+ * One statement that writes user rows and brings their emails in line (those no longer listed
+ * removed, the rest inserted or re-cased; emailKeys de-duplicated them, and no user appears twice,
+ * since a second write of a user reads it first and so flushes the first). Each row must still be the
+ * version its update was computed from: a write that changed it earlier in the batch without declaring
+ * it would otherwise be overwritten, so then the statement fails (division by zero, CHANGED_UNDER_WRITE,
+ * on a value only known once the rows are updated, so never folded at planning) and with it the
+ * transaction. Values are quoted literals, not parameters: the text can then share a simple query
+ * with the batch's journal and COMMIT.
  */
-async function writeUsers(c: pg.PoolClient, updates: readonly UserUpdate[]): Promise<void> {
+export function writeUsersSql(updates: readonly UserUpdate[]): string {
   const emails = updates.flatMap((u) => u.cols.emails.map((e) => ({ id: u.id, lc: e.lc, value: e.value })));
-  const { rows } = await c.query<{ n: number }>(
-    `WITH input AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[])
+  return `WITH input AS (
+       SELECT * FROM unnest(${texts(updates.map((u) => u.id))}, ${texts(updates.map((u) => u.version))}, ${texts(updates.map((u) => u.cols.userName))},
+                            ${texts(updates.map((u) => u.cols.userNameLc))}, ${texts(updates.map((u) => u.cols.externalId))},
+                            ${booleans(updates.map((u) => u.cols.active))}, ${texts(updates.map((u) => u.lastModified))}, ${texts(updates.map((u) => u.json))})
          AS i(id, version, user_name, user_name_lc, external_id, active, last_modified, attributes)),
      updated AS (
        UPDATE rg_users u SET user_name = i.user_name, user_name_lc = i.user_name_lc, external_id = i.external_id,
          active = i.active, last_modified = i.last_modified, attributes = i.attributes::json
        FROM input i WHERE u.id = i.id AND u.xmin = i.version::xid RETURNING u.id),
-     listed AS (SELECT * FROM unnest($9::text[], $10::text[], $11::text[]) AS e(user_id, lc, v)),
+     listed AS (SELECT * FROM unnest(${texts(emails.map((e) => e.id))}, ${texts(emails.map((e) => e.lc))}, ${texts(emails.map((e) => e.value))}) AS e(user_id, lc, v)),
      dropped AS (
        DELETE FROM rg_user_emails d WHERE d.user_id IN (SELECT id FROM updated)
          AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.user_id = d.user_id AND l.lc = d.email_lc)),
@@ -109,23 +130,13 @@ async function writeUsers(c: pg.PoolClient, updates: readonly UserUpdate[]): Pro
        INSERT INTO rg_user_emails (user_id, email_lc, email)
        SELECT l.user_id, l.lc, l.v FROM listed l WHERE l.user_id IN (SELECT id FROM updated)
        ON CONFLICT (user_id, email_lc) DO UPDATE SET email = EXCLUDED.email)
-     SELECT count(*)::int AS n FROM updated`,
-    [
-      updates.map((u) => u.id),
-      updates.map((u) => u.version),
-      updates.map((u) => u.cols.userName),
-      updates.map((u) => u.cols.userNameLc),
-      updates.map((u) => u.cols.externalId),
-      updates.map((u) => u.cols.active),
-      updates.map((u) => u.lastModified),
-      updates.map((u) => u.json),
-      emails.map((e) => e.id),
-      emails.map((e) => e.lc),
-      emails.map((e) => e.value),
-    ],
-  );
-  const written = rows[0]?.n ?? 0;
-  if (written !== updates.length) {
-    throw new Error(`${updates.length - written} user row(s) changed under their write within one batch (a write did not declare its user)`);
-  }
+     SELECT 1 / (count(*) = ${updates.length})::int AS all_written FROM updated`;
+}
+
+function texts(values: readonly (string | null | undefined)[]): string {
+  return `ARRAY[${values.map((v) => (v === null || v === undefined ? 'NULL' : escapeLiteral(v))).join(', ')}]::text[]`;
+}
+
+function booleans(values: readonly boolean[]): string {
+  return `ARRAY[${values.map((v) => (v ? 'true' : 'false')).join(', ')}]::boolean[]`;
 }

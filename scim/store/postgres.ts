@@ -36,7 +36,7 @@ import type {
   UserMutation,
 } from './port.js';
 import { PostgresPersonalRoles } from './personal-roles-postgres.js';
-import { LOCKED_USER_COLUMNS, LockedUsers, lockUser, UserUpdates, type LockedUserRow } from './postgres-batch.js';
+import { CHANGED_UNDER_WRITE, changedUnderWrite, LOCKED_USER_COLUMNS, LockedUsers, lockUser, UserUpdates, type LockedUserRow } from './postgres-batch.js';
 
 /**
  * Transaction-scoped advisory lock taken first by every write transaction (MIGRATION_LOCK_KEY + 1).
@@ -229,8 +229,6 @@ class PostgresStore implements DirectoryStore {
           try {
             if (write.kind !== 'user update') await shared.updates.flush(client);
             const out = await write.run(client, shared);
-            // The held-back updates go before the journal: when they fail, the batch runs again isolated.
-            if (i === batch.length - 1) await shared.updates.flush(client);
             if (isolate) await client.query('RELEASE SAVEPOINT rg_write');
             done.push({ ok: true, result: out.result, changes: out.changes, journalled: undefined });
           } catch (err) {
@@ -242,7 +240,16 @@ class PostgresStore implements DirectoryStore {
             done.push({ ok: false, error: mapPgError(err) });
           }
         }
-        await this.#journalAndCommit(client, done);
+        // The held-back updates go in the journal's round trip; when they fail, nothing is
+        // committed and the batch runs again isolated (or the lone write fails), as for any write.
+        const updates = shared.updates.take();
+        try {
+          await this.#journalAndCommit(client, done, updates);
+        } catch (err) {
+          if (isolate || updates === undefined || !isStatementError(err)) throw err;
+          await client.query('ROLLBACK');
+          return batch.length === 1 ? [{ ok: false, error: mapPgError(err) }] : undefined;
+        }
         return done;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {
@@ -287,10 +294,11 @@ class PostgresStore implements DirectoryStore {
    * "Signed announcements"), so the other instances apply them without reading the log; a batch too
    * large for a NOTIFY, or a store without the key, announces only its last seq and is read.
    */
-  async #journalAndCommit(client: pg.PoolClient, done: Done[]): Promise<void> {
+  async #journalAndCommit(client: pg.PoolClient, done: Done[], updates: string | undefined): Promise<void> {
     const logged = done.filter((d): d is Extract<Done, { ok: true }> => d.ok && d.changes.length > 0);
+    const before = updates === undefined ? '' : `${updates}; `;
     if (logged.length === 0) {
-      await client.query('COMMIT');
+      await client.query(`${before}COMMIT`);
       return;
     }
     const origin = pg.escapeLiteral(this.#origin);
@@ -299,7 +307,7 @@ class PostgresStore implements DirectoryStore {
     // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order. The HMAC is
     // SHA-256(opad || SHA-256(ipad || text)), from the pads the key table holds (migration 4).
     const results = (await client.query(
-      `WITH logged AS (
+      `${before}WITH logged AS (
          INSERT INTO rg_changes (origin, payload)
          SELECT ${origin}, p.payload FROM unnest(ARRAY[${payloads}]::jsonb[]) WITH ORDINALITY AS p(payload, ord)
          ORDER BY p.ord
@@ -316,7 +324,7 @@ class PostgresStore implements DirectoryStore {
                 ELSE json_build_object('seq', b.last, 'origin', ${origin})::text END)
        FROM batch b LEFT JOIN rg_notify_key k ON true; COMMIT`,
     )) as unknown as pg.QueryResult<{ seqs: string[] }>[];
-    const seqs = results[0]?.rows[0]?.seqs ?? [];
+    const seqs = results[before === '' ? 0 : 1]?.rows[0]?.seqs ?? [];
     if (seqs.length !== logged.length) throw new Error(`the change log returned ${seqs.length} positions for ${logged.length} writes`);
     logged.forEach((d, i) => (d.journalled = { seq: seqs[i]!, payload: JSON.parse(texts[i]!) as unknown }));
   }
@@ -823,6 +831,7 @@ async function membersOf(q: pg.Pool | pg.PoolClient, groupId: string): Promise<M
  */
 function mapPgError(err: unknown): unknown {
   if (err instanceof ScimError || !(err instanceof pg.DatabaseError)) return err;
+  if (err.code === CHANGED_UNDER_WRITE) return Object.assign(changedUnderWrite(), { cause: err });
   if (err.code === '23505' && err.constraint === 'rg_users_user_name_lc_key') {
     return new ScimError(409, 'uniqueness', 'userName is already taken', { cause: err });
   }
@@ -833,6 +842,11 @@ function mapPgError(err: unknown): unknown {
     return new ScimError(400, 'invalidValue', 'member is not a User', { cause: err });
   }
   return err;
+}
+
+/** A statement PostgreSQL refused, on a connection that is still there (not a lost store). */
+function isStatementError(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && storeUnavailable(err) === undefined;
 }
 
 /**
