@@ -62,6 +62,8 @@ const PRUNE_EVERY_BEATS = 5;
 const KILL_REPLY_TIMEOUT_MS = 5_000;
 /** Forwarded cancels in flight at once; more are dropped (a CancelRequest is unauthenticated: no amplification). */
 const MAX_CANCELS_IN_FLIGHT = 32;
+/** A forged announcement is logged at most this often (the metric counts every one). */
+const FORGED_WARN_EVERY_MS = 60_000;
 
 export class ClusterNode<S, C> {
   readonly id = randomUUID().replaceAll('-', '');
@@ -81,6 +83,7 @@ export class ClusterNode<S, C> {
   /** Verifies the rows other instances' announcements carry (undefined: the store has no key; every batch is read). */
   #announcementKey: Buffer | undefined;
   #forgedAnnouncements = 0;
+  #forgedWarnedAt = -Infinity;
 
   private constructor(settings: ClusterSettings, directory: DirectoryPort<S, C>, sessions: LocalSessionsPort) {
     this.#s = settings;
@@ -274,7 +277,12 @@ export class ClusterNode<S, C> {
     const a = readAnnouncement(payload, this.#announcementKey);
     if (a.forged) {
       this.#forgedAnnouncements++;
-      this.#s.logger.debug('an announcement on the change channel did not verify; reading the log instead');
+      // Someone other than rolegate NOTIFYs on the channel: worth an operator's attention, once a minute at most.
+      const now = Date.now();
+      if (now - this.#forgedWarnedAt >= FORGED_WARN_EVERY_MS) {
+        this.#forgedWarnedAt = now;
+        this.#s.logger.warn({ forged: this.#forgedAnnouncements, channel: this.#s.changeChannel }, 'a signed change announcement did not verify: a role other than rolegate is NOTIFYing on the change channel; ignored, the log was read instead');
+      }
     }
     if (a.origin === this.#s.origin) return;
     if (a.writes !== undefined) this.#follower.announced(a.writes);

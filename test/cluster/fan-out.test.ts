@@ -127,6 +127,8 @@ describe('a SCIM write on instance A reaches sessions on instance B', () => {
     expect(BigInt((await b.directory()).position)).toBeGreaterThan(position);
     expect((await w.client.query('select current_user as u')).rows).toEqual([{ u: cluster.roles.reader }]);
     expect(await b.metric('rolegate_directory_forged_announcements_total')).toBe(1);
+    // B's log reaches this test through its stdout pipe, possibly after the metric.
+    await waitFor(() => b.serve.output().includes('a signed change announcement did not verify'), 5_000, 'B did not log the forged announcement');
     await w.client.end();
   });
 
