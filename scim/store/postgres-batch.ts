@@ -1,10 +1,10 @@
 // What the writes of one PostgreSQL group-commit batch share: the user rows read for all of them up
 // front, and their user updates sent as one statement (docs/design.md §8, "Group commit").
 import pg from 'pg';
-
-const { escapeLiteral } = pg;
 import type { ScimAttributes } from '../model.js';
 import type { UserColumns } from './derive.js';
+
+const { escapeLiteral } = pg;
 
 /** A user row as a write reads it under lock; `version` is its xmin, which any later update of the row changes. */
 export interface LockedUserRow {

@@ -224,7 +224,7 @@ class PostgresStore implements DirectoryStore {
     try {
       try {
         const shared: BatchWrites = { locked: await this.#begin(client, batch), updates: new UserUpdates(!isolate) };
-        for (const [i, write] of batch.entries()) {
+        for (const write of batch) {
           if (isolate) await client.query('SAVEPOINT rg_write');
           try {
             if (write.kind !== 'user update') await shared.updates.flush(client);
