@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../lib/log.js';
-import { loadAnnouncementKey, readAnnouncement } from './announcement.js';
+import { loadAnnouncementKeys, type AnnouncementKeys } from '../lib/announcement-seal.js';
+import { readAnnouncement } from './announcement.js';
 import { pruneLog, readLog, type LoggedWrite } from './change-log.js';
 import { DirectoryFollower, type FollowerStatus } from './follower.js';
 import { deregister, heartbeat, liveInstances, registerInstance } from './instances.js';
@@ -80,8 +81,8 @@ export class ClusterNode<S, C> {
   #slot = 0;
   #beats = 0;
   #cancelsInFlight = 0;
-  /** Verifies the rows other instances' announcements carry (undefined: the store has no key; every batch is read). */
-  #announcementKey: Buffer | undefined;
+  /** Verify and open the writes other instances' announcements carry (undefined: the store has no key; every batch is read). */
+  #announcementKeys: AnnouncementKeys | undefined;
   #forgedAnnouncements = 0;
   #forgedWarnedAt = -Infinity;
 
@@ -135,7 +136,7 @@ export class ClusterNode<S, C> {
     const node = new ClusterNode(settings, directory, sessions);
     try {
       node.#slot = await registerInstance(node.#pool, { id: node.id, name: settings.name, expiryMs: node.#expiryMs });
-      node.#announcementKey = await loadAnnouncementKey(node.#pool);
+      node.#announcementKeys = await loadAnnouncementKeys(node.#pool);
       await node.#refreshInstances(node.#pool);
       await node.#listener.start();
     } catch (err) {
@@ -274,7 +275,7 @@ export class ClusterNode<S, C> {
    * forged one can only spare the read its own announcement would have caused.
    */
   #announced(payload: string): void {
-    const a = readAnnouncement(payload, this.#announcementKey);
+    const a = readAnnouncement(payload, this.#announcementKeys);
     if (a.forged) {
       this.#forgedAnnouncements++;
       // Someone other than rolegate NOTIFYs on the channel: worth an operator's attention, once a minute at most.

@@ -195,10 +195,11 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
-    // The key that signs change announcements (docs/design.md §8, "Signed announcements"): a NOTIFY
-    // that carries a batch's writes lets the other instances apply it without reading the log, but
-    // PostgreSQL checks no privilege for NOTIFY, so such a payload counts only when its HMAC-SHA256
-    // verifies. The key is four random UUIDs (64 bytes, SHA-256's block, 488 bits of them random),
+    // The key that signs change announcements, and from which the key that seals their writes is
+    // derived (docs/design.md §8, "Signed announcements"): a NOTIFY that carries a batch's writes lets
+    // the other instances apply it without reading the log, but PostgreSQL checks no privilege for
+    // NOTIFY or LISTEN, so the writes are sealed and count only when the HMAC-SHA256 over them and
+    // their seqs verifies. The key is four random UUIDs (64 bytes, SHA-256's block, 488 bits of them random),
     // kept as HMAC's inner and outer pads (key XOR 0x36, key XOR 0x5c) so that the writing
     // transaction computes the HMAC with PostgreSQL's built-in sha256() and the key never travels in
     // a statement. Only the store's own role (the owner) may read it: a grant made by default

@@ -1,5 +1,6 @@
 // The shared directory store on PostgreSQL: several rolegate instances, one database (rg_* tables).
 import pg from 'pg';
+import { loadAnnouncementKeys, sealWrites, type AnnouncementKeys } from '../../lib/announcement-seal.js';
 import { checkout } from '../../lib/pg-checkout.js';
 import { ScimError } from '../errors.js';
 import type { GroupMembership, GroupRecord, MemberRef, ScimAttributes, UserRecord } from '../model.js';
@@ -50,8 +51,9 @@ import { CHANGED_UNDER_WRITE, changedUnderWrite, LOCKED_USER_COLUMNS, LockedUser
 const WRITE_LOCK_KEY = '8246126309927617638';
 const SCAN_BATCH = 500;
 /**
- * The NOTIFY channel instances LISTEN on. The payload is `<HMAC hex> {"seq","origin","writes"}`, a
- * batch's rows signed (cluster/announcement.ts reads it), or `{"seq","origin"}` of its last row alone.
+ * The NOTIFY channel instances LISTEN on. The payload is `<HMAC hex> {"seq","origin","seqs","sealed"}`,
+ * a batch's change lists sealed and signed with their seqs (cluster/announcement.ts reads it), or
+ * `{"seq","origin"}` of its last row alone.
  */
 export const CHANGE_CHANNEL = 'rolegate_directory';
 /**
@@ -129,13 +131,15 @@ export async function openPostgresStore(url: string, opts?: StoreOptions): Promi
   const pool = new pg.Pool({ connectionString: url, application_name: 'rolegate-directory', idleTimeoutMillis: 60_000, connectionTimeoutMillis: 10_000 });
   // Without a listener, an idle connection that the server drops would crash the process.
   pool.on('error', (err) => resolved.onBackgroundError(err));
+  let keys: AnnouncementKeys | undefined;
   try {
     await migratePostgres(pool);
+    keys = await loadAnnouncementKeys(pool);
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
   }
-  return new PostgresStore(pool, resolved);
+  return new PostgresStore(pool, resolved, keys);
 }
 
 class PostgresStore implements DirectoryStore {
@@ -148,6 +152,8 @@ class PostgresStore implements DirectoryStore {
   readonly #group = new GroupCommit<Write<unknown>>((batch) => this.#commitBatch(batch));
   /** Tags this process's rg_changes rows and their NOTIFY: its cluster node skips its own (StoreOptions.origin). */
   readonly #origin: string;
+  /** Seal the writes an announcement carries (undefined: the store has no key; announcements say "look"). */
+  readonly #announcementKeys: AnnouncementKeys | undefined;
   // Keyset paging of the unfiltered lists (see PageCursors). The version is max(seq) of rg_changes,
   // which every committed write of every instance moves, read in the same snapshot as the page.
   readonly #pages = { rg_users: new PageCursors(), rg_groups: new PageCursors() };
@@ -156,10 +162,11 @@ class PostgresStore implements DirectoryStore {
   /** The groupsOfUsers query being gathered in this turn of the event loop, if any. */
   #groupLookups: { ids: Set<string>; result: Promise<Map<string, GroupMembership[]>> } | undefined;
 
-  constructor(pool: pg.Pool, opts: ResolvedStoreOptions) {
+  constructor(pool: pg.Pool, opts: ResolvedStoreOptions, announcementKeys: AnnouncementKeys | undefined) {
     this.#pool = pool;
     this.#opts = opts;
     this.#origin = opts.origin;
+    this.#announcementKeys = announcementKeys;
     this.#feed = new ChangeFeed(opts.onListenerError);
     this.personalRoles = new PostgresPersonalRoles(pool);
   }
@@ -290,9 +297,10 @@ class PostgresStore implements DirectoryStore {
    * simple query of several statements (so the payloads are quoted literals). Sets each write's row as
    * a follower reads it (its seq, and its payload parsed from the JSON sent). NOTIFY inside the
    * transaction is delivered at COMMIT and never for a rolled-back write; one per batch. The
-   * announcement carries the batch's rows, signed (ANNOUNCEMENT_MAX_BYTES, docs/design.md §8,
-   * "Signed announcements"), so the other instances apply them without reading the log; a batch too
-   * large for a NOTIFY, or a store without the key, announces only its last seq and is read.
+   * announcement carries the batch's change lists, sealed and signed (ANNOUNCEMENT_MAX_BYTES,
+   * docs/design.md §8, "Signed announcements"), so the other instances apply them without reading
+   * the log; a batch too large for a NOTIFY, or a store without the key, announces only its last seq
+   * and is read.
    */
   async #journalAndCommit(client: pg.PoolClient, done: Done[], updates: string | undefined): Promise<void> {
     const logged = done.filter((d): d is Extract<Done, { ok: true }> => d.ok && d.changes.length > 0);
@@ -304,29 +312,41 @@ class PostgresStore implements DirectoryStore {
     const origin = pg.escapeLiteral(this.#origin);
     const texts = logged.map((d) => JSON.stringify(d.changes));
     const payloads = texts.map((t) => pg.escapeLiteral(t)).join(', ');
+    const sealed = this.#sealed(texts);
     // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order. The HMAC is
-    // SHA-256(opad || SHA-256(ipad || text)), from the pads the key table holds (migration 4).
+    // SHA-256(opad || SHA-256(ipad || text)), from the pads the key table holds (migration 4), over
+    // the text that binds the sealed writes to their seqs.
     const results = (await client.query(
       `${before}WITH logged AS (
          INSERT INTO rg_changes (origin, payload)
          SELECT ${origin}, p.payload FROM unnest(ARRAY[${payloads}]::jsonb[]) WITH ORDINALITY AS p(payload, ord)
          ORDER BY p.ord
-         RETURNING seq, payload),
-       batch AS (
-         SELECT array_agg(seq::text ORDER BY seq) AS seqs, max(seq)::text AS last,
-                json_build_object('seq', max(seq)::text, 'origin', ${origin},
-                  'writes', json_agg(json_build_object('seq', seq::text, 'payload', payload) ORDER BY seq))::text AS announced
-         FROM logged)
-       SELECT b.seqs,
+         RETURNING seq),
+       batch AS (SELECT array_agg(seq::text ORDER BY seq) AS seqs, max(seq)::text AS last FROM logged),
+       announced AS (
+         SELECT b.seqs, b.last, json_build_object('seq', b.last, 'origin', ${origin}, 'seqs', to_json(b.seqs), 'sealed', s.sealed)::text AS text
+         FROM batch b, (SELECT ${sealed === undefined ? 'NULL' : pg.escapeLiteral(sealed)}::text AS sealed) s)
+       SELECT a.seqs,
               pg_notify('${CHANGE_CHANNEL}', CASE
-                WHEN k.ipad IS NOT NULL AND octet_length(b.announced) <= ${ANNOUNCEMENT_MAX_BYTES}
-                  THEN encode(sha256(k.opad || sha256(k.ipad || convert_to(b.announced, 'UTF8'))), 'hex') || ' ' || b.announced
-                ELSE json_build_object('seq', b.last, 'origin', ${origin})::text END)
-       FROM batch b LEFT JOIN rg_notify_key k ON true; COMMIT`,
+                WHEN k.ipad IS NOT NULL AND ${sealed === undefined ? 'false' : 'true'} AND octet_length(a.text) <= ${ANNOUNCEMENT_MAX_BYTES}
+                  THEN encode(sha256(k.opad || sha256(k.ipad || convert_to(a.text, 'UTF8'))), 'hex') || ' ' || a.text
+                ELSE json_build_object('seq', a.last, 'origin', ${origin})::text END)
+       FROM announced a LEFT JOIN rg_notify_key k ON true; COMMIT`,
     )) as unknown as pg.QueryResult<{ seqs: string[] }>[];
     const seqs = results[before === '' ? 0 : 1]?.rows[0]?.seqs ?? [];
     if (seqs.length !== logged.length) throw new Error(`the change log returned ${seqs.length} positions for ${logged.length} writes`);
     logged.forEach((d, i) => (d.journalled = { seq: seqs[i]!, payload: JSON.parse(texts[i]!) as unknown }));
+  }
+
+  /**
+   * The batch's change lists sealed for its announcement, or undefined when the store has no key or
+   * they would not fit in one NOTIFY beside their seqs (then the announcement says only "look").
+   */
+  #sealed(texts: readonly string[]): string | undefined {
+    if (this.#announcementKeys === undefined) return undefined;
+    const sealed = sealWrites(this.#announcementKeys, texts);
+    // Each seq is at most 19 digits, quoted, with a comma; the origin and the keys stay under 200 bytes.
+    return sealed.length + 22 * texts.length + 200 + this.#origin.length <= ANNOUNCEMENT_MAX_BYTES ? sealed : undefined;
   }
 
   async ping(): Promise<void> {

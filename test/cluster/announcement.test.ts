@@ -1,12 +1,14 @@
 // Signed change announcements (docs/design.md §8): the NOTIFY a PostgreSQL store sends at COMMIT
-// carries the batch's rows with an HMAC that PostgreSQL computes from the key table, and an instance
-// takes the rows only when that HMAC verifies with the same key; anything else, or a batch too large
-// for a NOTIFY, is read from the log. The key table is readable by its owner alone.
-import { randomBytes } from 'node:crypto';
+// carries the batch's change lists sealed (AES-256-GCM) beside their seqs, with an HMAC that
+// PostgreSQL computes from the key table over both, and an instance takes the writes only when that
+// HMAC verifies and the seal opens with the same key; anything else, or a batch too large for a
+// NOTIFY, is read from the log. The key table is readable by its owner alone.
+import { createHmac, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadAnnouncementKey, readAnnouncement } from '../../cluster/announcement.js';
+import { readAnnouncement } from '../../cluster/announcement.js';
 import { readLog } from '../../cluster/change-log.js';
+import { loadAnnouncementKeys, openWrites, sealWrites, type AnnouncementKeys } from '../../lib/announcement-seal.js';
 import { openStore } from '../../scim/store/open.js';
 import { CHANGE_CHANNEL } from '../../scim/store/postgres.js';
 import type { DirectoryStore } from '../../scim/store/port.js';
@@ -48,34 +50,64 @@ async function listeningStore(): Promise<{ db: TestDatabase; store: DirectorySto
   return { db, store, sql, heard, next };
 }
 
+const otherKeys = (): AnnouncementKeys => ({ mac: randomBytes(64), seal: randomBytes(32) });
+
+describe('sealing the writes', () => {
+  it('opens with the keys that sealed them, and not with others or after any change', () => {
+    const keys = otherKeys();
+    const sealed = sealWrites(keys, ['[{"type":"user.deleted","id":"a"}]', '{"b":[1,2]}']);
+    expect(openWrites(keys, sealed)).toEqual([[{ type: 'user.deleted', id: 'a' }], { b: [1, 2] }]);
+    expect(openWrites(otherKeys(), sealed)).toBeUndefined();
+    const raw = Buffer.from(sealed, 'base64url');
+    for (const at of [0, 20, raw.length - 1]) {
+      const flipped = Buffer.from(raw);
+      flipped[at] = flipped[at]! ^ 1;
+      expect(openWrites(keys, flipped.toString('base64url'))).toBeUndefined();
+    }
+    expect(openWrites(keys, 'short')).toBeUndefined();
+    // Every announcement has a salt of its own: the same writes never seal to the same text.
+    expect(sealWrites(keys, ['[]'])).not.toBe(sealWrites(keys, ['[]']));
+  });
+});
+
 describe('a store write announces its rows, signed', () => {
-  it('carries exactly the rows the log holds, with an HMAC that verifies with the key the store keeps', async () => {
+  it('carries exactly the rows the log holds, sealed, with an HMAC that verifies with the key the store keeps', async () => {
     const t = await listeningStore();
     const heard = t.next();
     const user = await t.store.createUser(userAttrs('signed@corp.example'));
     const payload = await heard;
-    const key = await loadAnnouncementKey(t.sql);
-    expect(key?.length).toBe(64);
-    const a = readAnnouncement(payload, key);
+    const keys = await loadAnnouncementKeys(t.sql);
+    expect(keys?.mac.length).toBe(64);
+    const a = readAnnouncement(payload, keys);
     const log = await readLog(t.sql, '0');
     expect(a).toEqual({ origin: 'writer-origin', writes: log.writes, forged: false });
     expect(JSON.stringify(a.writes)).toContain(user.id);
+    // Anyone who may connect may LISTEN: the directory itself is not in the clear.
+    expect(payload).not.toContain(user.id);
+    expect(payload).not.toContain('signed@corp.example');
   });
 
-  it('a changed byte, another key or a missing signature gives no rows; a forged signature is counted as forged', async () => {
+  it('moved seqs, another key, writes that do not open or a missing signature give no rows; a bad signature is counted as forged', async () => {
     const t = await listeningStore();
     const heard = t.next();
     await t.store.createUser(userAttrs('tamper@corp.example'));
     const payload = await heard;
-    const key = (await loadAnnouncementKey(t.sql))!;
+    const keys = (await loadAnnouncementKeys(t.sql))!;
+    expect(readAnnouncement(payload, keys).writes).toHaveLength(1);
     const text = payload.slice(65);
-    const edited = `${payload.slice(0, 65)}${text.replace('tamper@corp.example', 'tamper@corp.exampla')}`;
-    expect(readAnnouncement(edited, key)).toEqual({ origin: 'writer-origin', forged: true });
-    expect(readAnnouncement(payload, randomBytes(64))).toEqual({ origin: 'writer-origin', forged: true });
-    // The rows without their signature, as anyone may NOTIFY them: the origin only, read from the log.
-    expect(readAnnouncement(text, key)).toEqual({ origin: 'writer-origin', forged: false });
-    expect(readAnnouncement(`${'0'.repeat(64)} not json`, key)).toEqual({ forged: true });
-    expect(readAnnouncement('', key)).toEqual({ forged: false });
+    const announced = JSON.parse(text) as { seq: string; seqs: string[]; sealed: string };
+    // The same sealed writes moved to another position: the signature binds them to their seqs.
+    const moved = JSON.stringify({ ...announced, seqs: [String(Number(announced.seqs[0]) + 1)] });
+    expect(readAnnouncement(`${payload.slice(0, 65)}${moved}`, keys)).toEqual({ origin: 'writer-origin', forged: true });
+    expect(readAnnouncement(payload, otherKeys())).toEqual({ origin: 'writer-origin', forged: true });
+    // Signed with the right key (as only the store could) around writes that do not open: not applied.
+    const resealed = JSON.stringify({ ...announced, sealed: sealWrites(otherKeys(), ['[]']) });
+    const mac = createHmac('sha256', keys.mac).update(resealed).digest('hex');
+    expect(readAnnouncement(`${mac} ${resealed}`, keys)).toEqual({ origin: 'writer-origin', forged: true });
+    // The text without its signature, as anyone may NOTIFY it: the origin only, read from the log.
+    expect(readAnnouncement(text, keys)).toEqual({ origin: 'writer-origin', forged: false });
+    expect(readAnnouncement(`${'0'.repeat(64)} not json`, keys)).toEqual({ forged: true });
+    expect(readAnnouncement('', keys)).toEqual({ forged: false });
   });
 
   it('a batch too large for one NOTIFY announces its last position unsigned (followers read it)', async () => {
@@ -87,7 +119,7 @@ describe('a store write announces its rows, signed', () => {
     const log = await readLog(t.sql, '0');
     expect(JSON.stringify(log.writes)).toContain(user.id);
     expect(JSON.parse(payload)).toEqual({ seq: log.writes.at(-1)!.seq, origin: 'writer-origin' });
-    expect(readAnnouncement(payload, await loadAnnouncementKey(t.sql))).toEqual({ origin: 'writer-origin', forged: false });
+    expect(readAnnouncement(payload, await loadAnnouncementKeys(t.sql))).toEqual({ origin: 'writer-origin', forged: false });
   });
 
   it('a store whose key row is gone still commits and announces, unsigned', async () => {
@@ -96,7 +128,7 @@ describe('a store write announces its rows, signed', () => {
     const heard = t.next();
     await t.store.createUser(userAttrs('keyless@corp.example'));
     expect(readAnnouncement(await heard, undefined)).toEqual({ origin: 'writer-origin', forged: false });
-    expect(await loadAnnouncementKey(t.sql)).toBeUndefined();
+    expect(await loadAnnouncementKeys(t.sql)).toBeUndefined();
   });
 });
 
@@ -126,10 +158,10 @@ describe('the announcement key', () => {
       await (await openStore(db.url)).close();
       const c = new pg.Client({ connectionString: db.url });
       await c.connect();
-      keys.push(await loadAnnouncementKey(c));
+      keys.push(await loadAnnouncementKeys(c));
       await c.end();
     }
     expect(keys[0]).toBeDefined();
-    expect(keys[0]!.equals(keys[1]!)).toBe(false);
+    expect(keys[0]!.mac.equals(keys[1]!.mac)).toBe(false);
   });
 });

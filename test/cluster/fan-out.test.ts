@@ -1,8 +1,7 @@
 // Fan-out across instances (docs/design.md §8): a SCIM write to one `rolegate serve` ends the affected
 // sessions on another within 1 s, for Okta's and Entra ID's deprovisioning shapes; a group removal
 // ends only the session it affects; the other instance applies signed announcements without reading
-// the log and ignores forged ones; both instances' directories stay equal to a fresh load.
-import { createHmac, randomBytes } from 'node:crypto';
+// the log and ignores replayed ones; both instances' directories stay equal to a fresh load.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHANGE_CHANNEL } from '../../scim/store/postgres.js';
@@ -107,29 +106,39 @@ describe('a SCIM write on instance A reaches sessions on instance B', () => {
     expect(await b.metric('rolegate_directory_forged_announcements_total')).toBe(0);
   });
 
-  it('a forged announcement is not applied: a NOTIFY deleting a person with a live session on B, signed with another key, changes nothing', async () => {
-    const w = await watched(b, 'forgery.target@corp.com');
-    const position = BigInt((await b.directory()).position);
-    // The next position, as a real batch would have it, deleting the person: applied, it would end the session.
-    const seq = String(position + 1n);
-    const text = JSON.stringify({ seq, origin: 'forger', writes: [{ seq, payload: [{ type: 'user.deleted', id: ids.get('forgery.target@corp.com') }] }] });
-    const mac = createHmac('sha256', randomBytes(64)).update(text).digest('hex');
+  it('a replayed announcement is not applied: a person’s old deactivation, NOTIFYed again at B’s next position, leaves their new session alone', async () => {
+    const target = ids.get('forgery.target@corp.com')!;
+    // Anyone who may connect to the store may LISTEN: record the announcement of a real deactivation.
     const forger = new pg.Client({ connectionString: cluster.storeUrl });
     await forger.connect();
     try {
-      await forger.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, `${mac} ${text}`]);
+      const heard: string[] = [];
+      forger.on('notification', (n) => heard.push(n.payload ?? ''));
+      await forger.query(`LISTEN ${CHANGE_CHANNEL}`);
+      await scimOk(a, `/Users/${target}`, 'PATCH', { schemas: [PATCH_URN], Operations: [{ op: 'replace', value: { active: false } }] });
+      await waitFor(() => heard.length === 1, 5_000, 'no announcement heard');
+      const recorded = heard[0]!;
+      await scimOk(a, `/Users/${target}`, 'PATCH', { schemas: [PATCH_URN], Operations: [{ op: 'replace', value: { active: true } }] });
+      await cluster.expectInStep();
+      const w = await watched(b, 'forgery.target@corp.com');
+      // The recorded writes moved to the next position, as a real batch would have it: applied, they
+      // would deactivate the person again and end the session. Its signature covered the old position.
+      const position = BigInt((await b.directory()).position);
+      const announced = JSON.parse(recorded.slice(65)) as Record<string, unknown>;
+      const moved = JSON.stringify({ ...announced, seq: String(position + 1n), seqs: [String(position + 1n)] });
+      await forger.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, `${recorded.slice(0, 65)}${moved}`]);
+      // A real write after it: notifications arrive in order, so once B holds this one it has handled the replay.
+      expect((await a.scim('/Users', 'POST', { schemas: [USER_URN], userName: 'after.the.forgery@corp.com', active: true })).status).toBe(201);
+      await cluster.expectInStep();
+      expect(BigInt((await b.directory()).position)).toBeGreaterThan(position);
+      expect((await w.client.query('select current_user as u')).rows).toEqual([{ u: cluster.roles.reader }]);
+      expect(await b.metric('rolegate_directory_forged_announcements_total')).toBe(1);
+      // B's log reaches this test through its stdout pipe, possibly after the metric.
+      await waitFor(() => b.serve.output().includes('a signed change announcement did not verify'), 5_000, 'B did not log the forged announcement');
+      await w.client.end();
     } finally {
       await forger.end();
     }
-    // A real write after it: notifications arrive in order, so once B holds this one it has handled the forgery.
-    expect((await a.scim('/Users', 'POST', { schemas: [USER_URN], userName: 'after.the.forgery@corp.com', active: true })).status).toBe(201);
-    await cluster.expectInStep();
-    expect(BigInt((await b.directory()).position)).toBeGreaterThan(position);
-    expect((await w.client.query('select current_user as u')).rows).toEqual([{ u: cluster.roles.reader }]);
-    expect(await b.metric('rolegate_directory_forged_announcements_total')).toBe(1);
-    // B's log reaches this test through its stdout pipe, possibly after the metric.
-    await waitFor(() => b.serve.output().includes('a signed change announcement did not verify'), 5_000, 'B did not log the forged announcement');
-    await w.client.end();
   });
 
   it('both directories equal a fresh load of the store', async () => {
