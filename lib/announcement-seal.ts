@@ -5,11 +5,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 
-/** A pool or a client: anything that runs one statement. */
-interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string): Promise<pg.QueryResult<R>>;
-}
-
 /** The store's announcement key, as two keys of their own. */
 export interface AnnouncementKeys {
   /** HMAC-SHA256 key of the whole announcement text (the 64 bytes PostgreSQL signs with). */
@@ -27,7 +22,7 @@ const IV = Buffer.alloc(12);
  * The keys, from the pads the store keeps (migration 4: ipad is the 64-byte key XOR 0x36), or
  * undefined when the store has no key (then announcements carry no writes and every batch is read).
  */
-export async function loadAnnouncementKeys(sql: Queryable): Promise<AnnouncementKeys | undefined> {
+export async function loadAnnouncementKeys(sql: pg.Pool | pg.ClientBase): Promise<AnnouncementKeys | undefined> {
   const { rows } = await sql.query<{ ipad: Buffer }>('SELECT ipad FROM rg_notify_key');
   const ipad = rows[0]?.ipad;
   if (ipad === undefined || ipad.length !== 64) return undefined;

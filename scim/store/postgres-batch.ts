@@ -114,15 +114,15 @@ export function changedUnderWrite(): Error {
 export function writeUsersSql(updates: readonly UserUpdate[]): string {
   const emails = updates.flatMap((u) => u.cols.emails.map((e) => ({ id: u.id, lc: e.lc, value: e.value })));
   return `WITH input AS (
-       SELECT * FROM unnest(${texts(updates.map((u) => u.id))}, ${texts(updates.map((u) => u.version))}, ${texts(updates.map((u) => u.cols.userName))},
-                            ${texts(updates.map((u) => u.cols.userNameLc))}, ${texts(updates.map((u) => u.cols.externalId))},
-                            ${booleans(updates.map((u) => u.cols.active))}, ${texts(updates.map((u) => u.lastModified))}, ${texts(updates.map((u) => u.json))})
+       SELECT * FROM unnest(${textArray(updates.map((u) => u.id))}, ${textArray(updates.map((u) => u.version))}, ${textArray(updates.map((u) => u.cols.userName))},
+                            ${textArray(updates.map((u) => u.cols.userNameLc))}, ${textArray(updates.map((u) => u.cols.externalId))},
+                            ${booleans(updates.map((u) => u.cols.active))}, ${textArray(updates.map((u) => u.lastModified))}, ${textArray(updates.map((u) => u.json))})
          AS i(id, version, user_name, user_name_lc, external_id, active, last_modified, attributes)),
      updated AS (
        UPDATE rg_users u SET user_name = i.user_name, user_name_lc = i.user_name_lc, external_id = i.external_id,
          active = i.active, last_modified = i.last_modified, attributes = i.attributes::json
        FROM input i WHERE u.id = i.id AND u.xmin = i.version::xid RETURNING u.id),
-     listed AS (SELECT * FROM unnest(${texts(emails.map((e) => e.id))}, ${texts(emails.map((e) => e.lc))}, ${texts(emails.map((e) => e.value))}) AS e(user_id, lc, v)),
+     listed AS (SELECT * FROM unnest(${textArray(emails.map((e) => e.id))}, ${textArray(emails.map((e) => e.lc))}, ${textArray(emails.map((e) => e.value))}) AS e(user_id, lc, v)),
      dropped AS (
        DELETE FROM rg_user_emails d WHERE d.user_id IN (SELECT id FROM updated)
          AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.user_id = d.user_id AND l.lc = d.email_lc)),
@@ -133,7 +133,8 @@ export function writeUsersSql(updates: readonly UserUpdate[]): string {
      SELECT 1 / (count(*) = ${updates.length})::int AS all_written FROM updated`;
 }
 
-function texts(values: readonly (string | null | undefined)[]): string {
+/** A text[] literal of quoted values (NULL for null), for a statement that cannot take parameters. */
+export function textArray(values: readonly (string | null | undefined)[]): string {
   return `ARRAY[${values.map((v) => (v === null || v === undefined ? 'NULL' : escapeLiteral(v))).join(', ')}]::text[]`;
 }
 

@@ -37,7 +37,7 @@ import type {
   UserMutation,
 } from './port.js';
 import { PostgresPersonalRoles } from './personal-roles-postgres.js';
-import { CHANGED_UNDER_WRITE, changedUnderWrite, LOCKED_USER_COLUMNS, LockedUsers, lockUser, UserUpdates, type LockedUserRow } from './postgres-batch.js';
+import { CHANGED_UNDER_WRITE, changedUnderWrite, LOCKED_USER_COLUMNS, LockedUsers, lockUser, textArray, UserUpdates, type LockedUserRow } from './postgres-batch.js';
 
 /**
  * Transaction-scoped advisory lock taken first by every write transaction (MIGRATION_LOCK_KEY + 1).
@@ -284,9 +284,8 @@ class PostgresStore implements DirectoryStore {
       await client.query(begin);
       return new LockedUsers([]);
     }
-    const list = ids.map((id) => pg.escapeLiteral(id)).join(', ');
     const results = (await client.query(
-      `${begin}; SELECT ${LOCKED_USER_COLUMNS} FROM rg_users WHERE id = ANY(ARRAY[${list}]::text[]) FOR UPDATE`,
+      `${begin}; SELECT ${LOCKED_USER_COLUMNS} FROM rg_users WHERE id = ANY(${textArray(ids)}) FOR UPDATE`,
     )) as unknown as pg.QueryResult<LockedUserRow>[];
     return new LockedUsers(results[2]?.rows ?? []);
   }
@@ -313,25 +312,29 @@ class PostgresStore implements DirectoryStore {
     const texts = logged.map((d) => JSON.stringify(d.changes));
     const payloads = texts.map((t) => pg.escapeLiteral(t)).join(', ');
     const sealed = this.#sealed(texts);
-    // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order. The HMAC is
-    // SHA-256(opad || SHA-256(ipad || text)), from the pads the key table holds (migration 4), over
-    // the text that binds the sealed writes to their seqs.
+    // "Look" only: the batch's last seq. Signed: the HMAC, SHA-256(opad || SHA-256(ipad || text)) from
+    // the pads the key table holds (migration 4), over the text that binds the sealed writes to their
+    // seqs; "look" when the key row is gone or the text came out longer than estimated.
+    const look = `json_build_object('seq', b.last, 'origin', ${origin})::text`;
+    const notice =
+      sealed === undefined
+        ? look
+        : `CASE WHEN k.ipad IS NOT NULL AND octet_length(b.text) <= ${ANNOUNCEMENT_MAX_BYTES}
+             THEN encode(sha256(k.opad || sha256(k.ipad || convert_to(b.text, 'UTF8'))), 'hex') || ' ' || b.text
+             ELSE ${look} END`;
+    // nextval runs as the ordered rows reach the INSERT, so ascending seq is batch order.
     const results = (await client.query(
       `${before}WITH logged AS (
          INSERT INTO rg_changes (origin, payload)
          SELECT ${origin}, p.payload FROM unnest(ARRAY[${payloads}]::jsonb[]) WITH ORDINALITY AS p(payload, ord)
          ORDER BY p.ord
          RETURNING seq),
-       batch AS (SELECT array_agg(seq::text ORDER BY seq) AS seqs, max(seq)::text AS last FROM logged),
-       announced AS (
-         SELECT b.seqs, b.last, json_build_object('seq', b.last, 'origin', ${origin}, 'seqs', to_json(b.seqs), 'sealed', s.sealed)::text AS text
-         FROM batch b, (SELECT ${sealed === undefined ? 'NULL' : pg.escapeLiteral(sealed)}::text AS sealed) s)
-       SELECT a.seqs,
-              pg_notify('${CHANGE_CHANNEL}', CASE
-                WHEN k.ipad IS NOT NULL AND ${sealed === undefined ? 'false' : 'true'} AND octet_length(a.text) <= ${ANNOUNCEMENT_MAX_BYTES}
-                  THEN encode(sha256(k.opad || sha256(k.ipad || convert_to(a.text, 'UTF8'))), 'hex') || ' ' || a.text
-                ELSE json_build_object('seq', a.last, 'origin', ${origin})::text END)
-       FROM announced a LEFT JOIN rg_notify_key k ON true; COMMIT`,
+       positions AS (SELECT array_agg(seq::text ORDER BY seq) AS seqs, max(seq)::text AS last FROM logged),
+       batch AS (
+         SELECT seqs, last, json_build_object('seq', last, 'origin', ${origin}, 'seqs', to_json(seqs), 'sealed', ${sealed === undefined ? 'NULL' : pg.escapeLiteral(sealed)}::text)::text AS text
+         FROM positions)
+       SELECT b.seqs, pg_notify('${CHANGE_CHANNEL}', ${notice})
+       FROM batch b LEFT JOIN rg_notify_key k ON true; COMMIT`,
     )) as unknown as pg.QueryResult<{ seqs: string[] }>[];
     const seqs = results[before === '' ? 0 : 1]?.rows[0]?.seqs ?? [];
     if (seqs.length !== logged.length) throw new Error(`the change log returned ${seqs.length} positions for ${logged.length} writes`);
