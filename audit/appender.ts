@@ -10,7 +10,7 @@
 import { fdatasyncSync, statSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { withRoom } from './bytes.js';
-import { eventJson, sealJsonInto, type ChainHead } from './chain.js';
+import { eventJson, sealQueuedInto, type ChainHead } from './chain.js';
 import { seriesFile, type Series } from './files.js';
 import { signerFromPem, type CheckpointSigner } from './signing.js';
 
@@ -44,6 +44,9 @@ export const SYNC_AT_LEAST_EVERY_MS = 200;
 
 /** The bytes a batch is sealed into to start with; reused from batch to batch, grown when one needs more. */
 const SCRATCH_BYTES = 1 << 20;
+/** What separates a queued line's ts from its JSON, and ends the line. */
+const TAB = 0x09;
+const NEWLINE = 0x0a;
 /** A scratch buffer grown past this (a backlog after an outage) is not kept for the next batch. */
 const SCRATCH_KEPT_BYTES = 16 << 20;
 
@@ -65,10 +68,11 @@ interface Batch {
 export class Appender {
   readonly #s: AppenderState;
   readonly #report: AppenderReport;
-  readonly #instanceJson: string;
+  /** JSON.stringify(instance) as UTF-8, copied into every line. */
+  readonly #instanceJson: Buffer;
   readonly #signer: CheckpointSigner | undefined;
   /** Batches from the owner (see `enqueue`) and how many events they hold. */
-  #pending: string[] = [];
+  #pending: Buffer[] = [];
   #pendingEvents = 0;
   #batch: Batch | undefined;
   #head: ChainHead;
@@ -97,7 +101,7 @@ export class Appender {
   constructor(s: AppenderState, report: AppenderReport) {
     this.#s = s;
     this.#report = report;
-    this.#instanceJson = JSON.stringify(s.instance);
+    this.#instanceJson = Buffer.from(JSON.stringify(s.instance), 'utf8');
     this.#signer = s.signingKeyPem === undefined ? undefined : signerFromPem(s.signingKeyPem);
     this.#head = s.head;
     this.#n = s.n;
@@ -105,10 +109,11 @@ export class Appender {
   }
 
   /**
-   * Queues a batch of `events` events from the owner, one per line: `<ts>\t<event JSON>\n` (the JSON
-   * has `type` first, audit/chain.ts eventJson; JSON text never holds a raw tab or newline).
+   * Queues a batch of `events` events from the owner, one per line: `<ts>\t<event JSON>\n` as UTF-8
+   * (the JSON has `type` first, audit/chain.ts eventJson; JSON text never holds a raw tab or newline).
+   * The batch's bytes are the appender's until they are sealed.
    */
-  enqueue(batch: string, events: number): void {
+  enqueue(batch: Buffer, events: number): void {
     if (events === 0) return;
     this.#pending.push(batch);
     this.#pendingEvents += events;
@@ -195,38 +200,43 @@ export class Appender {
     let used = 0;
     const ends: number[] = [];
     let head = this.#head;
-    let ts = '';
-    // Seals one event into `out` after `used`, growing `out` when the line may not fit.
-    const seal = (json: string): void => {
-      let sealed = sealJsonInto(out, used, json, ts, this.#instanceJson, head);
+    // The last sealed line's ts (the batch's), read as text once at the end.
+    let lastSrc: Buffer | undefined;
+    let lastAt = 0;
+    let lastTab = 0;
+    // Seals the queued line of `src` that starts at `at` into `out` after `used`, growing `out` when
+    // the line may not fit; returns where the next queued line starts.
+    const seal = (src: Buffer, at: number): number => {
+      const tab = src.indexOf(TAB, at);
+      const end = src.indexOf(NEWLINE, tab);
+      let sealed = sealQueuedInto(out, used, src, at, tab, end, this.#instanceJson, head);
       while (sealed === undefined) {
         out = withRoom(out, used, out.length);
-        sealed = sealJsonInto(out, used, json, ts, this.#instanceJson, head);
+        sealed = sealQueuedInto(out, used, src, at, tab, end, this.#instanceJson, head);
       }
       used = sealed.end;
       ends.push(used);
       head = sealed.head;
+      lastSrc = src;
+      lastAt = at;
+      lastTab = tab;
+      return end + 1;
     };
     for (const batch of this.#pending) {
-      for (let at = 0; at < batch.length; ) {
-        const tab = batch.indexOf('\t', at);
-        const end = batch.indexOf('\n', tab);
-        ts = batch.slice(at, tab);
-        seal(batch.slice(tab + 1, end));
-        at = end + 1;
-      }
+      for (let at = 0; at < batch.length; ) at = seal(batch, at);
     }
     const events = this.#pendingEvents;
     this.#pending = [];
     this.#pendingEvents = 0;
     if (this.#checkpointWanted && this.#signer !== undefined && head.seq > 0) {
-      ts = new Date().toISOString();
-      seal(eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId }));
+      const json = eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId });
+      seal(Buffer.from(`${new Date().toISOString()}\t${json}\n`, 'utf8'), 0);
       this.#lastWasCheckpoint = true;
     }
     this.#checkpointWanted = false;
     this.#head = head;
     this.#scratch = out.length > SCRATCH_KEPT_BYTES ? Buffer.allocUnsafeSlow(SCRATCH_BYTES) : out;
+    const ts = lastSrc === undefined ? '' : lastSrc.toString('latin1', lastAt, lastTab);
     return { bytes: out, ends, head, ts, events, done: 0 };
   }
 

@@ -51,22 +51,41 @@ function lineBody(json: string, ts: string, instanceJson: string, head: ChainHea
   return `{"v":${AUDIT_SCHEMA_VERSION},"ts":"${ts}","type":"${json.slice(9, typeEnd)}","instance":${instanceJson},"seq":${head.seq + 1}${json.slice(typeEnd + 1, -1)},"prev":"${head.hash}"}`;
 }
 
-/** What a sealed line adds after its body: `,"hash":"<64 hex>"}` and a newline, less the brace they replace. */
-const SEALED_TAIL_BYTES = HASH_TAIL_LENGTH;
+// The constant parts of a line (lineBody), as bytes, for sealing without strings.
+const BODY_START = Buffer.from(`{"v":${AUDIT_SCHEMA_VERSION},"ts":"`, 'latin1');
+const TS_TO_TYPE = Buffer.from('","type":"', 'latin1');
+const TYPE_TO_INSTANCE = Buffer.from('","instance":', 'latin1');
+const QUOTE = 0x22;
 
 /**
- * Seals like sealJson, but writes `<line>\n` as UTF-8 straight into `out` at `at` and hashes those
- * bytes: the writer's thread then converts each line to UTF-8 once, where strings cost a conversion
- * for the hash, another to measure the line and a third to write it (audit/appender.ts). Returns
- * where the line ends, or undefined (nothing written) when `out` may not have room after `at`.
+ * Seals like sealJson, from bytes to bytes: `src` holds one queued line `<ts>\t<event JSON>\n` as
+ * UTF-8 from `at` (its tab and newline at `tab` and `end`), and `<sealed line>\n` is written into
+ * `out` at `outAt`, byte for byte what sealJson gives. The writer's thread seals every line this way:
+ * the line's text is copied, never decoded into a string, sliced, joined and encoded again.
+ * `instanceJson` is JSON.stringify(instance) as UTF-8. Returns where the sealed line ends, or
+ * undefined (nothing written) when `out` may not have room after `outAt`.
  */
-export function sealJsonInto(out: Buffer, at: number, json: string, ts: string, instanceJson: string, head: ChainHead): { end: number; head: ChainHead } | undefined {
-  const body = lineBody(json, ts, instanceJson, head);
-  // A UTF-16 code unit is at most three bytes of UTF-8 (a pair of them, four).
-  if (out.length - at < 3 * body.length + SEALED_TAIL_BYTES) return undefined;
-  const n = out.write(body, at, 'utf8');
-  const h = digest('sha256', out.subarray(at, at + n), 'hex');
-  const tailAt = at + n - 1;
+export function sealQueuedInto(
+  out: Buffer, outAt: number, src: Buffer, at: number, tab: number, end: number, instanceJson: Buffer, head: ChainHead,
+): { end: number; head: ChainHead } | undefined {
+  // JSON after the tab is {"type":"<type>"<,more members>}; types are plain words, so the type ends at the next quote.
+  const typeStart = tab + 1 + '{"type":"'.length;
+  const typeEnd = src.indexOf(QUOTE, typeStart);
+  // The event's bytes, the line's constant parts, seq (at most 16 digits) and prev and hash (64 hex each).
+  if (out.length - outAt < end - at + instanceJson.length + 256) return undefined;
+  let p = outAt;
+  p += BODY_START.copy(out, p);
+  p += src.copy(out, p, at, tab);
+  p += TS_TO_TYPE.copy(out, p);
+  p += src.copy(out, p, typeStart, typeEnd);
+  p += TYPE_TO_INSTANCE.copy(out, p);
+  p += instanceJson.copy(out, p);
+  p += out.write(`,"seq":${head.seq + 1}`, p, 'latin1');
+  // The event's other members, without its closing brace.
+  p += src.copy(out, p, typeEnd + 1, end - 1);
+  p += out.write(`,"prev":"${head.hash}"}`, p, 'latin1');
+  const h = digest('sha256', out.subarray(outAt, p), 'hex');
+  const tailAt = p - 1;
   return { end: tailAt + out.write(`,"hash":"${h}"}\n`, tailAt, 'latin1'), head: { seq: head.seq + 1, hash: h } };
 }
 

@@ -32,7 +32,7 @@ if (port !== null) {
   });
   port.on('message', (m: ToAppender) => {
     if (m.t === 'events') {
-      appender.enqueue(Buffer.from(m.bytes, 0, m.length).toString('utf8'), m.count);
+      appender.enqueue(Buffer.from(m.bytes, 0, m.length), m.count);
       // A waiter came with this batch (Writer.flushed): one message, not two.
       if (m.sync === true) appender.requestSync();
     }

@@ -31,7 +31,7 @@ describe('Appender', () => {
         // The next event and its sync request arrive while the loop that just synced is still
         // running, as a login's session.start does between two syncs.
         if (durable.length === 1) {
-          appender?.enqueue(`${new Date().toISOString()}\t${denied(2)}\n`, 1);
+          appender?.enqueue(Buffer.from(`${new Date().toISOString()}\t${denied(2)}\n`), 1);
           appender?.requestSync();
         }
         if (r.head.seq === 2) second();
@@ -43,7 +43,7 @@ describe('Appender', () => {
       replaced: () => undefined,
     };
     appender = new Appender({ series, instance: 'gw-1', rotateBytes: 1 << 20, n: 0, size: 0, head: EMPTY_HEAD, retryMs: 100 }, report);
-    appender.enqueue(`${new Date().toISOString()}\t${denied(1)}\n`, 1);
+    appender.enqueue(Buffer.from(`${new Date().toISOString()}\t${denied(1)}\n`), 1);
     appender.requestSync();
     const timeout = new Promise<'stranded'>((resolve) => setTimeout(() => resolve('stranded'), 3_000).unref());
     expect(await Promise.race([secondDurable.then(() => 'written' as const), timeout])).toBe('written');

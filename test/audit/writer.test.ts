@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GENESIS, checkLine, eventJson, sealJson, sealJsonInto, sealLine } from '../../audit/chain.js';
+import { GENESIS, checkLine, eventJson, sealJson, sealLine, sealQueuedInto } from '../../audit/chain.js';
 import type { AuditEvent } from '../../audit/events.js';
 import { readEvents } from '../../audit/read/events.js';
 import { collectSeries } from '../../audit/read/sources.js';
@@ -44,18 +44,28 @@ describe('a sealed line', () => {
   });
 });
 
-describe('a line sealed into bytes (the writer thread\'s way)', () => {
+describe('a line sealed from bytes into bytes (the writer thread\'s way)', () => {
   const statement = (text: string): string => eventJson({ type: 'statement', session: 's-1', n: 1, protocol: 'simple', text, params: { count: 0 }, outcome: 'ok', tag: 'SELECT 1', rows: 1, sqlstate: null, ms: 0.5 });
+  const TS = '2026-12-02T20:00:00.000Z';
+  // A queued line as the event loop writes it, after some other bytes, and where it lies.
+  const queued = (json: string): { src: Buffer; at: number; tab: number; end: number } => {
+    const src = Buffer.from(`${TS}\tleading line\n${TS}\t${json}\n${TS}\tnext line\n`, 'utf8');
+    const at = src.indexOf('\n') + 1;
+    const tab = src.indexOf('\t', at);
+    return { src, at, tab, end: src.indexOf('\n', tab) };
+  };
 
   it.each([
     ['ASCII', 'select 1'],
     ['two- and three-byte characters', "select 'Zürich', '東京'"],
     ['characters outside the BMP (surrogate pairs)', "select '🦀🐘'"],
+    ['escaped quotes, backslashes, tabs and newlines', 'select \'a"b\\c\td\ne\''],
   ])('holds exactly the line sealJson gives, and a newline, for %s', (_name, text) => {
     const head = { seq: 41, hash: 'a'.repeat(64) };
     const out = Buffer.alloc(4096, 0xff);
-    const into = sealJsonInto(out, 100, statement(text), '2026-12-02T20:00:00.000Z', '"gw-1"', head);
-    const { line, head: next } = sealJson(statement(text), '2026-12-02T20:00:00.000Z', '"gw-1"', head);
+    const q = queued(statement(text));
+    const into = sealQueuedInto(out, 100, q.src, q.at, q.tab, q.end, Buffer.from('"gw-ü"'), head);
+    const { line, head: next } = sealJson(statement(text), TS, '"gw-ü"', head);
     expect(into?.head).toEqual(next);
     expect(out.subarray(100, into?.end).toString('utf8')).toBe(`${line}\n`);
     expect(checkLine(line)).toMatchObject({ ok: true, seq: 42, hash: next.hash });
@@ -63,10 +73,23 @@ describe('a line sealed into bytes (the writer thread\'s way)', () => {
     expect(out.subarray(0, 100).every((b) => b === 0xff)).toBe(true);
   });
 
+  it('holds exactly what sealJson gives for every event type the writer sees', () => {
+    const events: AuditEvent[] = [ev(7), { type: 'checkpoint', upto: 9, head: 'b'.repeat(64), sig: 'c2ln', keyId: 'k1' }];
+    let head = { seq: 0, hash: GENESIS };
+    for (const e of events) {
+      const q = queued(eventJson(e));
+      const out = Buffer.alloc(2048);
+      const into = sealQueuedInto(out, 0, q.src, q.at, q.tab, q.end, Buffer.from('"gw-1"'), head);
+      const sealed = sealLine(e, TS, 'gw-1', head);
+      expect(out.subarray(0, into?.end).toString('utf8')).toBe(`${sealed.line}\n`);
+      head = sealed.head;
+    }
+  });
+
   it('writes nothing and says so when the room after the offset may not hold the line', () => {
-    const json = statement('東京'.repeat(100));
+    const q = queued(statement('東京'.repeat(100)));
     const out = Buffer.alloc(1024, 0xff);
-    expect(sealJsonInto(out, 0, json, '2026-12-02T20:00:00.000Z', '"gw-1"', { seq: 0, hash: GENESIS })).toBeUndefined();
+    expect(sealQueuedInto(out, 0, q.src, q.at, q.tab, q.end, Buffer.from('"gw-1"'), { seq: 0, hash: GENESIS })).toBeUndefined();
     expect(out.every((b) => b === 0xff)).toBe(true);
   });
 });
