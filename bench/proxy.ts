@@ -244,10 +244,18 @@ export async function pgbench(
 
 /** User + system CPU seconds a process has used so far (Linux /proc; clock ticks of 1/100 s). */
 export function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
+  return pid === undefined ? NaN : statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** The same for a process's main thread only: a Node process's event loop. */
+export function mainThreadCpuSeconds(pid: number | undefined): number {
+  return pid === undefined ? NaN : statCpuSeconds(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuSeconds(path: string): number {
   try {
     // Fields after the parenthesised command name: state is the 3rd field, utime the 14th, stime the 15th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
