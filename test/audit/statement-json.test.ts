@@ -35,3 +35,23 @@ describe('statementJson', () => {
     });
   }
 });
+
+describe('statementJson without JSON.stringify on its fast paths', () => {
+  it('writes every duration as JSON.stringify does: whole microseconds, and any other number', () => {
+    const durations = [0, -0, 0.001, 0.01, 0.1, 0.5, 1, 1.5, 0.213, 0.12, 999.999, 1000, 86_400_000.001, 999_999_999.999, 1e9, 1e9 + 0.001, 0.1234, 1e-7, 2.5e21, -1, -0.001];
+    for (let k = 0; k < 200_000; k += 7) durations.push(k / 1000, Math.round(k * 13.37) / 1000);
+    for (let i = 0; i < 20_000; i++) durations.push(Math.round(Math.random() * 1e12) / 1000, Math.random() * 1000);
+    const wrong = durations.filter((ms) => statementJson(statement({ ms })) !== JSON.stringify(statement({ ms })));
+    expect(wrong).toEqual([]);
+  });
+
+  it('quotes every UTF-16 code unit in a text, a session, a tag and a SQLSTATE as JSON.stringify does', () => {
+    const wrong: number[] = [];
+    for (let c = 0; c <= 0xffff; c++) {
+      const ch = String.fromCharCode(c);
+      const e = statement({ text: `SELECT '${ch}'`, session: `s-${ch}`, tag: `TAG ${ch}`, sqlstate: `4${ch}`, outcome: 'error' });
+      if (statementJson(e) !== JSON.stringify(e)) wrong.push(c);
+    }
+    expect(wrong).toEqual([]);
+  });
+});
