@@ -252,12 +252,23 @@ export function mainThreadCpuSeconds(pid: number | undefined): number {
   return pid === undefined ? NaN : statCpuSeconds(`/proc/${pid}/task/${pid}/stat`);
 }
 
-function statCpuSeconds(path: string): number {
+/**
+ * The part of that spent in user mode: the JavaScript, V8 and Node's own code, without the kernel's
+ * socket and scheduling work, whose cost on a shared virtual machine moves with everything else
+ * running there. Rounds of the same code differ by one to three microseconds a transaction in it, by
+ * ten or more in the total (bench/audit.ts, pgbench at 8 clients on two cores).
+ */
+export function mainThreadUserSeconds(pid: number | undefined): number {
+  return pid === undefined ? NaN : statCpuSeconds(`/proc/${pid}/task/${pid}/stat`, 'user');
+}
+
+function statCpuSeconds(path: string, part: 'all' | 'user' = 'all'): number {
   try {
     // Fields after the parenthesised command name: state is the 3rd field, utime the 14th, stime the 15th.
     const stat = readFileSync(path, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    const user = Number(fields[11]);
+    return (part === 'user' ? user : user + Number(fields[12])) / 100;
   } catch {
     return NaN;
   }
