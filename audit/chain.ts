@@ -55,13 +55,34 @@ function lineBody(json: string, ts: string, instanceJson: string, head: ChainHea
 const BODY_START = Buffer.from(`{"v":${AUDIT_SCHEMA_VERSION},"ts":"`, 'latin1');
 const TS_TO_TYPE = Buffer.from('","type":"', 'latin1');
 const TYPE_TO_INSTANCE = Buffer.from('","instance":', 'latin1');
+const SEQ = Buffer.from(',"seq":', 'latin1');
+const PREV = Buffer.from(',"prev":"', 'latin1');
+const HASH = Buffer.from(',"hash":"', 'latin1');
 const QUOTE = 0x22;
+const CLOSE_BRACE = 0x7d;
+const NEWLINE = 0x0a;
+
+/** Copies the few bytes `src[from, to)` to `out` at `p` in JavaScript: cheaper than Buffer.copy's view and native call for a time stamp or a type. */
+function copySmall(out: Buffer, p: number, src: Buffer, from: number, to: number): number {
+  for (let i = from; i < to; i++) out[p++] = src[i] as number;
+  return p;
+}
+
+/** Writes the few ASCII characters of `s` (a seq's digits) at `p`; returns where they end. */
+function writeDigits(out: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[p + i] = s.charCodeAt(i);
+  return p + s.length;
+}
 
 /**
  * Seals like sealJson, from bytes to bytes: `src` holds one queued line `<ts>\t<event JSON>\n` as
  * UTF-8 from `at` (its tab and newline at `tab` and `end`), and `<sealed line>\n` is written into
  * `out` at `outAt`, byte for byte what sealJson gives. The writer's thread seals every line this way:
- * the line's text is copied, never decoded into a string, sliced, joined and encoded again.
+ * the line's text is copied, never decoded into a string, sliced, joined and encoded again. Only the
+ * event's members go through Buffer.copy; the constant parts are whole buffers (TypedArray set), and
+ * the time stamp, type and seq are written byte by byte and the digests (ASCII) as latin1: a view
+ * and a native copy for each small part, and a template string for each of the last three, cost more
+ * than a line's SHA-256 (docs/design.md §6).
  * `instanceJson` is JSON.stringify(instance) as UTF-8. Returns where the sealed line ends, or
  * undefined (nothing written) when `out` may not have room after `outAt`.
  */
@@ -74,19 +95,33 @@ export function sealQueuedInto(
   // The event's bytes, the line's constant parts, seq (at most 16 digits) and prev and hash (64 hex each).
   if (out.length - outAt < end - at + instanceJson.length + 256) return undefined;
   let p = outAt;
-  p += BODY_START.copy(out, p);
-  p += src.copy(out, p, at, tab);
-  p += TS_TO_TYPE.copy(out, p);
-  p += src.copy(out, p, typeStart, typeEnd);
-  p += TYPE_TO_INSTANCE.copy(out, p);
-  p += instanceJson.copy(out, p);
-  p += out.write(`,"seq":${head.seq + 1}`, p, 'latin1');
+  out.set(BODY_START, p);
+  p = copySmall(out, p + BODY_START.length, src, at, tab);
+  out.set(TS_TO_TYPE, p);
+  p = copySmall(out, p + TS_TO_TYPE.length, src, typeStart, typeEnd);
+  out.set(TYPE_TO_INSTANCE, p);
+  p += TYPE_TO_INSTANCE.length;
+  out.set(instanceJson, p);
+  p += instanceJson.length;
+  out.set(SEQ, p);
+  p = writeDigits(out, p + SEQ.length, String(head.seq + 1));
   // The event's other members, without its closing brace.
   p += src.copy(out, p, typeEnd + 1, end - 1);
-  p += out.write(`,"prev":"${head.hash}"}`, p, 'latin1');
+  out.set(PREV, p);
+  p += PREV.length;
+  p += out.write(head.hash, p, 'latin1');
+  out[p++] = QUOTE;
+  out[p++] = CLOSE_BRACE;
   const h = digest('sha256', out.subarray(outAt, p), 'hex');
-  const tailAt = p - 1;
-  return { end: tailAt + out.write(`,"hash":"${h}"}\n`, tailAt, 'latin1'), head: { seq: head.seq + 1, hash: h } };
+  // The hash member goes where the body's closing brace was.
+  p--;
+  out.set(HASH, p);
+  p += HASH.length;
+  p += out.write(h, p, 'latin1');
+  out[p++] = QUOTE;
+  out[p++] = CLOSE_BRACE;
+  out[p++] = NEWLINE;
+  return { end: p, head: { seq: head.seq + 1, hash: h } };
 }
 
 /** Seals `event` as the line after `head` (see sealJson). */

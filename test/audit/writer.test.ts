@@ -86,6 +86,18 @@ describe('a line sealed from bytes into bytes (the writer thread\'s way)', () =>
     }
   });
 
+  it('holds exactly what sealJson gives for a seq of any length, up to the largest safe integer', () => {
+    for (const seq of [0, 8, 9, 99, 2 ** 31 - 1, 2 ** 31, Number.MAX_SAFE_INTEGER - 1]) {
+      const head = { seq, hash: 'f'.repeat(64) };
+      const q = queued(statement('select 1'));
+      const out = Buffer.alloc(1024);
+      const into = sealQueuedInto(out, 0, q.src, q.at, q.tab, q.end, Buffer.from('"gw-1"'), head);
+      const { line, head: next } = sealJson(statement('select 1'), TS, '"gw-1"', head);
+      expect(out.subarray(0, into?.end).toString('utf8')).toBe(`${line}\n`);
+      expect(into?.head).toEqual(next);
+    }
+  });
+
   it('writes nothing and says so when the room after the offset may not hold the line', () => {
     const q = queued(statement('東京'.repeat(100)));
     const out = Buffer.alloc(1024, 0xff);
