@@ -255,8 +255,9 @@ export function mainThreadCpuSeconds(pid: number | undefined): number {
 /**
  * The part of that spent in user mode: the JavaScript, V8 and Node's own code, without the kernel's
  * socket and scheduling work, whose cost on a shared virtual machine moves with everything else
- * running there. Rounds of the same code differ by one to three microseconds a transaction in it, by
- * ten or more in the total (bench/audit.ts, pgbench at 8 clients on two cores).
+ * running there. In a quiet run, rounds of the same code differ by one to three microseconds a
+ * transaction in it and by ten or more in the total (bench/audit.ts, pgbench at 8 clients on two
+ * cores); work from outside the benchmark moves both.
  */
 export function mainThreadUserSeconds(pid: number | undefined): number {
   return pid === undefined ? NaN : statCpuSeconds(`/proc/${pid}/task/${pid}/stat`, 'user');
