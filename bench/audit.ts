@@ -15,13 +15,16 @@ import type { AuditEvent } from '../audit/events.js';
 import { createCertificateAuthority, issueCert } from '../demo/certs.js';
 import { startDevIssuer } from '../demo/dev-issuer.js';
 import { startLocalPostgres } from '../demo/local-postgres.js';
-import { cpuSeconds, mainThreadCpuSeconds, mainThreadUserSeconds, pgbench, provisionBenchPerson } from './proxy.js';
+import { cpuSeconds, machineCpuSeconds, mainThreadCpuSeconds, mainThreadUserSeconds, pgbench, provisionBenchPerson } from './proxy.js';
 import type { BenchRow } from './scim.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
 import { median } from './stats.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/rolegate.js', import.meta.url));
+
+/** The unmeasured run each gateway gets before the rounds. */
+const WARM_UP_SECONDS = 5;
 
 export interface AuditBenchOptions {
   dir: string;
@@ -98,18 +101,35 @@ log: { level: warn }
     // The event loop's user-mode part: what the audit's own code costs, without the kernel's share,
     // which moves with the machine's load (bench/proxy.ts mainThreadUserSeconds).
     const user: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    // The whole machine's busy CPU per transaction (pgbench, PostgreSQL, the gateway, everything else),
+    // and the share of its cores left idle: what the gateway's extra work costs the others too.
+    const machine: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const idle: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    // A fresh gateway runs unoptimised code and grows its heaps under its first load, and the auditing
+    // one has more code to warm: one unmeasured run of the same workload each first (as bench/proxy.ts
+    // does), so that round 1 does not measure start-up.
+    for (const mode of ['off', 'on'] as const) {
+      await pgbench(cluster.binDir, { port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token }, args, WARM_UP_SECONDS);
+    }
     for (let round = 0; round < opts.rounds; round++) {
       const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
       for (const mode of order) {
         const pid = gateways[mode].serve.child.pid;
-        const [cpu0, loop0, user0] = [cpuSeconds(pid), mainThreadCpuSeconds(pid), mainThreadUserSeconds(pid)];
+        const [cpu0, loop0, user0, machine0] = [cpuSeconds(pid), mainThreadCpuSeconds(pid), mainThreadUserSeconds(pid), machineCpuSeconds()];
         const value = await pgbench(cluster.binDir, { port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token }, args, opts.seconds);
+        const machine1 = machineCpuSeconds();
         tps[mode].push(value);
         const perTx = (seconds: number): number => (seconds * 1e6) / (value * opts.seconds);
         cpu[mode].push(perTx(cpuSeconds(pid) - cpu0));
         loop[mode].push(perTx(mainThreadCpuSeconds(pid) - loop0));
         user[mode].push(perTx(mainThreadUserSeconds(pid) - user0));
-        console.error(`audit ${mode}, round ${round + 1}: ${value.toFixed(0)} tps, CPU ${cpu[mode].at(-1)?.toFixed(1)} µs a transaction, of it the event loop ${loop[mode].at(-1)?.toFixed(1)} µs (${user[mode].at(-1)?.toFixed(1)} µs in user mode)`);
+        // Over the whole pgbench run, its connection set-up included (a few ms of 8 s).
+        machine[mode].push(perTx(machine1.busy - machine0.busy));
+        idle[mode].push((100 * (machine1.idle - machine0.idle)) / (machine1.idle - machine0.idle + machine1.busy - machine0.busy));
+        console.error(
+          `audit ${mode}, round ${round + 1}: ${value.toFixed(0)} tps, CPU ${cpu[mode].at(-1)?.toFixed(1)} µs a transaction, of it the event loop ${loop[mode].at(-1)?.toFixed(1)} µs (${user[mode].at(-1)?.toFixed(1)} µs in user mode); ` +
+            `the machine ${machine[mode].at(-1)?.toFixed(1)} µs a transaction, ${idle[mode].at(-1)?.toFixed(0)} % idle`,
+        );
       }
     }
     const [on, off] = [median(tps.on), median(tps.off)];
@@ -128,6 +148,17 @@ log: { level: warn }
       { name: 'what auditing adds to the event loop in user mode (the steadiest figure)', value: median(user.on) - median(user.off), unit: 'µs' },
       { name: 'of it on other threads (audit writer, V8 helpers, libuv), auditing off', value: median(others('off')), unit: 'µs' },
       { name: 'of it on other threads (audit writer, V8 helpers, libuv), auditing on', value: median(others('on')), unit: 'µs' },
+    );
+    // What the rest of the machine (pgbench, PostgreSQL) spends per transaction rises too when the
+    // gateway is slower: fewer requests wait at each wake-up, so each costs more of the kernel's time.
+    const outside = (mode: 'on' | 'off'): number[] => machine[mode].map((m, i) => m - (cpu[mode][i] as number));
+    rows.push(
+      { name: 'the whole machine\'s CPU per transaction (pgbench, PostgreSQL, rolegate), auditing off', value: median(machine.off), unit: 'µs' },
+      { name: 'the whole machine\'s CPU per transaction, auditing on', value: median(machine.on), unit: 'µs' },
+      { name: 'of it outside rolegate, auditing off', value: median(outside('off')), unit: 'µs' },
+      { name: 'of it outside rolegate, auditing on', value: median(outside('on')), unit: 'µs' },
+      { name: 'the machine idle (share of all its cores), auditing off', value: median(idle.off), unit: '%' },
+      { name: 'the machine idle (share of all its cores), auditing on', value: median(idle.on), unit: '%' },
     );
 
     // Bytes per statement, from what the auditing gateway wrote (its statement lines, newline included).

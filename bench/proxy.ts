@@ -263,6 +263,21 @@ export function mainThreadUserSeconds(pid: number | undefined): number {
   return pid === undefined ? NaN : statCpuSeconds(`/proc/${pid}/task/${pid}/stat`, 'user');
 }
 
+/**
+ * CPU seconds every core of the machine has been busy so far, and idle (Linux /proc/stat, clock ticks
+ * of 1/100 s): busy counts user, nice, system, interrupts and steal, so that the benchmark can show what
+ * a change costs the whole machine (pgbench and PostgreSQL included), not only the process under test.
+ */
+export function machineCpuSeconds(): { busy: number; idle: number } {
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string)
+      .trim().split(/\s+/).slice(1, 9).map(Number) as [number, number, number, number, number, number, number, number];
+    return { busy: (user + nice + system + irq + softirq + steal) / 100, idle: (idle + iowait) / 100 };
+  } catch {
+    return { busy: NaN, idle: NaN };
+  }
+}
+
 function statCpuSeconds(path: string, part: 'all' | 'user' = 'all'): number {
   try {
     // Fields after the parenthesised command name: state is the 3rd field, utime the 14th, stime the 15th.
