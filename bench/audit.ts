@@ -93,6 +93,8 @@ log: { level: warn }
     }
     const token = await issuer.tokenFor('bench@corp.example', { expiresInSec: 3600 });
     const args = ['-S', '-M', 'simple', '-c', '8', '-j', '2'];
+    // How pgbench reaches a gateway: the same person and token for the warm-up and every round.
+    const client = (mode: 'on' | 'off') => ({ port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token });
     const tps: Record<'on' | 'off', number[]> = { on: [], off: [] };
     // CPU the gateway process (all its threads, the audit writer's included) spent per transaction,
     // and the part of it on the event loop (the rest: the audit writer's thread, V8's helpers, libuv's pool).
@@ -109,14 +111,14 @@ log: { level: warn }
     // one has more code to warm: one unmeasured run of the same workload each first (as bench/proxy.ts
     // does), so that round 1 does not measure start-up.
     for (const mode of ['off', 'on'] as const) {
-      await pgbench(cluster.binDir, { port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token }, args, WARM_UP_SECONDS);
+      await pgbench(cluster.binDir, client(mode), args, WARM_UP_SECONDS);
     }
     for (let round = 0; round < opts.rounds; round++) {
       const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
       for (const mode of order) {
         const pid = gateways[mode].serve.child.pid;
         const [cpu0, loop0, user0, machine0] = [cpuSeconds(pid), mainThreadCpuSeconds(pid), mainThreadUserSeconds(pid), machineCpuSeconds()];
-        const value = await pgbench(cluster.binDir, { port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token }, args, opts.seconds);
+        const value = await pgbench(cluster.binDir, client(mode), args, opts.seconds);
         const machine1 = machineCpuSeconds();
         tps[mode].push(value);
         const perTx = (seconds: number): number => (seconds * 1e6) / (value * opts.seconds);
@@ -149,8 +151,8 @@ log: { level: warn }
       { name: 'of it on other threads (audit writer, V8 helpers, libuv), auditing off', value: median(others('off')), unit: 'µs' },
       { name: 'of it on other threads (audit writer, V8 helpers, libuv), auditing on', value: median(others('on')), unit: 'µs' },
     );
-    // What the rest of the machine (pgbench, PostgreSQL) spends per transaction rises too when the
-    // gateway is slower: fewer requests wait at each wake-up, so each costs more of the kernel's time.
+    // What the rest of the machine (pgbench, PostgreSQL) spends per transaction: the gateway's cost
+    // to the others, and, when it moves between runs of the same code, a sign of other load on the host.
     const outside = (mode: 'on' | 'off'): number[] => machine[mode].map((m, i) => m - (cpu[mode][i] as number));
     rows.push(
       { name: 'the whole machine\'s CPU per transaction (pgbench, PostgreSQL, rolegate), auditing off', value: median(machine.off), unit: 'µs' },
