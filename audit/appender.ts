@@ -1,5 +1,7 @@
-// Appends one instance's audit lines to its files (docs/design.md §6); runs in the audit writer's own
-// thread (audit/writer-worker.ts), so sealing, hashing and writing stay off the relay's event loop.
+// Appends one instance's audit lines to its files (docs/design.md §6), on the event loop: sealing a
+// batch is bounded (SEAL_AT_MOST_BYTES of queued lines at a time) and every file operation is
+// asynchronous and one at a time, so a disk that stalls holds up the audit (and then, failing closed,
+// the logins) and one of libuv's pool threads, never the relay.
 // Events are sealed into the chain in the order they arrive and appended in batches (one write each,
 // at most one batch every BATCH_EVERY_MS): everything that arrives meanwhile joins the next batch.
 // fdatasync runs when someone waits for an event to be on disk (a login, a refusal: the owner asks),
@@ -7,8 +9,7 @@
 // fdatasync costs the kernel about as much for one line as for a thousand, and one per statement
 // costs more CPU than the statement. A batch that fails is kept and retried as it is (same lines,
 // same hashes): nothing is reordered, lost or written twice.
-import { fdatasyncSync, statSync, writeSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { withRoom } from './bytes.js';
 import { eventJson, sealQueuedInto, type ChainHead } from './chain.js';
 import { seriesFile, type Series } from './files.js';
@@ -47,8 +48,14 @@ const SCRATCH_BYTES = 1 << 20;
 /** What separates a queued line's ts from its JSON, and ends the line. */
 const TAB = 0x09;
 const NEWLINE = 0x0a;
-/** A scratch buffer grown past this (a backlog after an outage) is not kept for the next batch. */
+/** A scratch buffer grown past this (a long line) is not kept for the next batch. */
 const SCRATCH_KEPT_BYTES = 16 << 20;
+/**
+ * A batch seals the owner's queued batches until it has taken this many of their bytes (at least
+ * one): a backlog after an outage (up to `audit.maxPending` events) is sealed a few milliseconds of
+ * the event loop at a time, between the writes, instead of in one long stop of every session's relay.
+ */
+const SEAL_AT_MOST_BYTES = 512 << 10;
 
 interface Batch {
   /** The sealed lines as UTF-8, newline included, one after another. */
@@ -71,8 +78,8 @@ export class Appender {
   /** JSON.stringify(instance) as UTF-8, copied into every line. */
   readonly #instanceJson: Buffer;
   readonly #signer: CheckpointSigner | undefined;
-  /** Batches from the owner (see `enqueue`) and how many events they hold. */
-  #pending: Buffer[] = [];
+  /** Batches from the owner (see `enqueue`), the events each holds, and their total. */
+  #pending: { readonly bytes: Buffer; readonly events: number }[] = [];
   #pendingEvents = 0;
   #batch: Batch | undefined;
   #head: ChainHead;
@@ -115,7 +122,7 @@ export class Appender {
    */
   enqueue(batch: Buffer, events: number): void {
     if (events === 0) return;
-    this.#pending.push(batch);
+    this.#pending.push({ bytes: batch, events });
     this.#pendingEvents += events;
     this.#lastWasCheckpoint = false;
     this.#kick();
@@ -194,7 +201,7 @@ export class Appender {
     }
   }
 
-  /** Seals every pending event (and a wanted checkpoint) into the next batch. */
+  /** Seals the pending events, up to SEAL_AT_MOST_BYTES of them (and, once none is left, a wanted checkpoint), into the next batch. */
   #seal(): Batch {
     let out = this.#scratch;
     let used = 0;
@@ -222,18 +229,25 @@ export class Appender {
       lastTab = tab;
       return end + 1;
     };
-    for (const batch of this.#pending) {
-      for (let at = 0; at < batch.length; ) at = seal(batch, at);
+    let taken = 0;
+    let takenBytes = 0;
+    let events = 0;
+    while (taken < this.#pending.length && (taken === 0 || takenBytes < SEAL_AT_MOST_BYTES)) {
+      const batch = this.#pending[taken++] as { readonly bytes: Buffer; readonly events: number };
+      for (let at = 0; at < batch.bytes.length; ) at = seal(batch.bytes, at);
+      takenBytes += batch.bytes.length;
+      events += batch.events;
     }
-    const events = this.#pendingEvents;
-    this.#pending = [];
-    this.#pendingEvents = 0;
-    if (this.#checkpointWanted && this.#signer !== undefined && head.seq > 0) {
+    this.#pending.splice(0, taken);
+    this.#pendingEvents -= events;
+    // A checkpoint vouches for everything sent before it was asked for: it waits for the last of it.
+    if (this.#checkpointWanted && this.#pending.length === 0 && this.#signer !== undefined && head.seq > 0) {
       const json = eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId });
       seal(Buffer.from(`${new Date().toISOString()}\t${json}\n`, 'utf8'), 0);
       this.#lastWasCheckpoint = true;
+      this.#checkpointWanted = false;
     }
-    this.#checkpointWanted = false;
+    if (this.#signer === undefined || head.seq === 0) this.#checkpointWanted = false;
     this.#head = head;
     this.#scratch = out.length > SCRATCH_KEPT_BYTES ? Buffer.allocUnsafeSlow(SCRATCH_BYTES) : out;
     const ts = lastSrc === undefined ? '' : lastSrc.toString('latin1', lastAt, lastTab);
@@ -256,11 +270,10 @@ export class Appender {
         batch.segment = { buf: batch.bytes.subarray(from, to), lines: count, ino: this.#ino, off: 0 };
       }
       const seg = batch.segment;
-      const fd = (this.#fh as FileHandle).fd;
-      // Synchronous: this thread has nothing else to do meanwhile, and a promise-based write costs
-      // two thread hand-offs (to libuv's pool and back) per batch, which cost more than the write.
+      // One operation at a time: a stalled disk holds one of libuv's pool threads, not all of them.
+      const fh = this.#fh as FileHandle;
       while (seg.off < seg.buf.length) {
-        const bytesWritten = writeSync(fd, seg.buf, seg.off, seg.buf.length - seg.off);
+        const { bytesWritten } = await fh.write(seg.buf, seg.off, seg.buf.length - seg.off);
         seg.off += bytesWritten;
         this.#size += bytesWritten;
       }
@@ -273,8 +286,8 @@ export class Appender {
   async #ensureFile(): Promise<void> {
     if (this.#fh !== undefined) {
       const path = seriesFile(this.#s.series, this.#n);
-      // One stat per batch, synchronous (see #write); a path that cannot be read counts as replaced.
-      if (inodeAt(path) === this.#ino) return;
+      // One stat per batch; a path that cannot be read counts as replaced.
+      if ((await inodeAt(path)) === this.#ino) return;
       // Lines written to an unlinked file would be lost: the chain goes on in a new file, and
       // `audit verify` shows the missing lines as a gap before it.
       this.#report.replaced(path);
@@ -289,7 +302,7 @@ export class Appender {
 
   async #rotate(): Promise<void> {
     // What the old file holds is made durable before it is left behind.
-    if (this.#fh !== undefined) fdatasyncSync(this.#fh.fd);
+    if (this.#fh !== undefined) await this.#fh.datasync();
     await this.#fh?.close().catch(() => undefined);
     this.#fh = undefined;
     this.#n++;
@@ -326,10 +339,7 @@ export class Appender {
     this.#syncWanted = false;
     if (this.#syncTimer) clearTimeout(this.#syncTimer);
     this.#syncTimer = undefined;
-    // Synchronous too (see #write): this thread would only wait for it, and a promise-based
-    // fdatasync costs a hand-off to libuv's pool and back (measured: 545-573 µs of CPU per
-    // flushed() of one event against 594-627 µs; latency the same, 0.6-0.7 ms).
-    fdatasyncSync((this.#fh as FileHandle).fd);
+    await (this.#fh as FileHandle).datasync();
     this.#unsynced = undefined;
     const file = seriesFile(this.#s.series, this.#n);
     if (this.#failing) {
@@ -346,6 +356,8 @@ export class Appender {
       this.#syncWanted = true;
       this.#kick();
     }, SYNC_AT_LEAST_EVERY_MS);
+    // Neither this timer nor the retry's keeps the process alive by itself: close() syncs what is left.
+    this.#syncTimer.unref();
   }
 
   #failed(err: unknown): void {
@@ -362,13 +374,14 @@ export class Appender {
       this.#retry = undefined;
       this.#kick();
     }, this.#s.retryMs);
+    this.#retry.unref();
   }
 }
 
 /** The inode at `path`, or undefined when there is nothing there (or it cannot be looked at). */
-function inodeAt(path: string): number | undefined {
+async function inodeAt(path: string): Promise<number | undefined> {
   try {
-    return statSync(path, { throwIfNoEntry: false })?.ino;
+    return (await stat(path)).ino;
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
-// Growing a byte buffer that is filled from the front: shared by the event loop's batch
-// (audit/writer.ts) and the writer thread's sealed lines (audit/appender.ts).
+// Growing a byte buffer that is filled from the front: shared by the queued events' batch
+// (audit/writer.ts) and the sealed lines (audit/appender.ts).
 
 /** `buf` if it has `room` free bytes after `used`, else a buffer at least twice as large holding its first `used` bytes. */
 export function withRoom(buf: Buffer<ArrayBuffer>, used: number, room: number): Buffer<ArrayBuffer> {

@@ -77,7 +77,7 @@ function writeDigits(out: Buffer, p: number, s: string): number {
 /**
  * Seals like sealJson, from bytes to bytes: `src` holds one queued line `<ts>\t<event JSON>\n` as
  * UTF-8 from `at` (its tab and newline at `tab` and `end`), and `<sealed line>\n` is written into
- * `out` at `outAt`, byte for byte what sealJson gives. The writer's thread seals every line this way:
+ * `out` at `outAt`, byte for byte what sealJson gives. The appender seals every line this way:
  * the line's text is copied, never decoded into a string, sliced, joined and encoded again. Only the
  * event's members go through Buffer.copy; the constant parts are whole buffers (TypedArray set), and
  * the time stamp, type and seq are written byte by byte and the digests (ASCII) as latin1: a view

@@ -1,23 +1,19 @@
 // The audit log's writer as the rest of the process sees it (docs/design.md §6): events are turned
 // into JSON here, in the order they are emitted, written as UTF-8 into a batch of bytes, and handed
-// over (the bytes moved, not copied, every 10 ms, or at once when someone waits) to the appender in the writer's own thread (audit/appender.ts, audit/writer-worker.ts), which seals,
-// hashes and appends them off the relay's event loop. What is on disk comes back as counts, so a
-// caller can wait for its event (`flushed`) and everyone can see whether the log can be written.
-import { existsSync } from 'node:fs';
+// over every 10 ms (or at once when someone waits) to the appender (audit/appender.ts), which seals,
+// hashes and appends them with asynchronous file operations. What is on disk comes back as counts, so
+// a caller can wait for its event (`flushed`) and everyone can see whether the log can be written.
 import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { CodedError } from '../lib/coded-error.js';
 import type { Logger } from '../lib/log.js';
-import type { AppenderState } from './appender.js';
+import { Appender, type AppenderReport, type AppenderState } from './appender.js';
 import { withRoom } from './bytes.js';
 import { eventJson, type ChainHead } from './chain.js';
 import type { AuditEvent } from './events.js';
 import { seriesFile, seriesLock, seriesOf, type Series } from './files.js';
 import { resumePoint } from './resume.js';
 import { signerFromPem } from './signing.js';
-import type { FromAppender, ToAppender } from './writer-worker.js';
 
 /** Raised to whoever waits for an event to be on disk while the audit file cannot be written. */
 export class AuditUnavailableError extends CodedError<'audit_unavailable'> {
@@ -59,8 +55,9 @@ export interface AuditHead {
 }
 
 /**
- * How long events wait on the event loop before they are handed to the writer's thread as one
- * message (a message per statement would cost more than the statement); `flushed()` hands them at once.
+ * How long events wait before they are handed to the appender as one batch (the appender's work per
+ * batch, a stat, a write and their hand-offs to libuv's pool, would cost more than a statement);
+ * `flushed()` hands them at once.
  */
 const POST_EVERY_MS = 10;
 
@@ -73,21 +70,13 @@ interface Waiter {
   reject(err: Error): void;
 }
 
-/** The appender's thread is the compiled writer-worker.js next to this module (under dist/ when this runs as TypeScript). */
-function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  const file = here.endsWith('.ts') ? fileURLToPath(new URL('../dist/audit/writer-worker.js', import.meta.url)) : fileURLToPath(new URL('./writer-worker.js', import.meta.url));
-  if (!existsSync(file)) throw new CodedError('audit_worker_missing', `${file} is missing: run "npm run build"`);
-  return file;
-}
-
 /** One instance's audit writer; `open` takes the series' lock and finds where its chain stands. */
 export class AuditWriter {
   readonly #o: AuditWriterOptions;
   readonly #series: Series;
-  readonly #worker: Worker;
+  readonly #appender: Appender;
   /**
-   * Events not yet handed to the writer's thread: `<ts>\t<json>\n` each, as UTF-8 (Appender.enqueue),
+   * Events not yet handed to the appender: `<ts>\t<json>\n` each, as UTF-8 (Appender.enqueue),
    * in `#bytes` up to `#used`, and their number. Bytes, not a string: a string held until the next
    * post survives the young generation's collections, and copying it there cost more CPU than the
    * statement's own audit work (docs/design.md §6).
@@ -99,8 +88,8 @@ export class AuditWriter {
   /** Events appended / durable since start. */
   #appended = 0;
   /**
-   * #appended when a sync was last asked for: every event up to there reached the thread before that
-   * request, so a waiter for no more needs no new one (50 logins in one turn cost one message, not 100).
+   * #appended when a sync was last asked for: every event up to there reached the appender before that
+   * request, so a waiter for no more needs no new one (50 logins in one turn cost one sync, not 50).
    */
   #syncAskedUpto = 0;
   #durable = 0;
@@ -113,7 +102,6 @@ export class AuditWriter {
   #failure: unknown;
   #checkpoints: NodeJS.Timeout | undefined;
   #closed = false;
-  #onClosed: ((unwritten: number) => void) | undefined;
   /** The last ts string and the millisecond it is for: most events of a busy second share one. */
   #tsMs = -1;
   #ts = '';
@@ -123,14 +111,7 @@ export class AuditWriter {
     this.#series = series;
     this.#head = state.head;
     this.#file = state.n > 0 ? seriesFile(series, state.n) : null;
-    this.#worker = new Worker(workerFile(), { workerData: state });
-    // The writer must not keep a process alive on its own; close() ends it.
-    this.#worker.unref();
-    this.#worker.on('message', (m: FromAppender) => this.#message(m));
-    this.#worker.on('error', (err) => {
-      this.#o.logger.error({ err }, 'audit writer thread failed');
-      this.#setFailed(err);
-    });
+    this.#appender = new Appender(state, this.#report());
   }
 
   /**
@@ -220,7 +201,7 @@ export class AuditWriter {
   requestCheckpoint(): void {
     if (this.#o.signingKeyPem === undefined || this.#closed) return;
     this.#post();
-    this.#send({ t: 'checkpoint' });
+    this.#appender.requestCheckpoint();
   }
 
   /** Writes what is queued (with a last checkpoint), waits up to `timeoutMs` for it, releases the lock. */
@@ -230,73 +211,61 @@ export class AuditWriter {
     this.#post();
     this.#closed = true;
     if (this.#checkpoints) clearInterval(this.#checkpoints);
-    const unwritten = await new Promise<number>((resolve) => {
-      this.#onClosed = resolve;
-      this.#send({ t: 'close', timeoutMs });
-      setTimeout(() => resolve(this.#appended - this.#durable), timeoutMs + 1_000).unref();
-    });
+    // The appender gives up after timeoutMs; a file close that hangs on a stalled disk is not waited for.
+    const unwritten = await Promise.race([
+      this.#appender.close(timeoutMs).then((r) => r.unwritten),
+      new Promise<number>((resolve) => setTimeout(() => resolve(this.#appended - this.#durable), timeoutMs + 1_000).unref()),
+    ]);
     if (unwritten > 0) this.#o.logger.error({ unwritten }, 'audit log closed with events it could not write');
-    await this.#worker.terminate();
     for (const w of this.#waiters.splice(0)) w.reject(new AuditUnavailableError(this.#failure));
     await unlink(seriesLock(this.#series)).catch(() => undefined);
   }
 
-  /** Sends what is queued; with `sync`, asks in the same message for an fdatasync once it is written. */
+  /** Hands over what is queued; with `sync`, asks for an fdatasync once it is written. */
   #post(sync = false): void {
     if (this.#postTimer !== undefined) clearTimeout(this.#postTimer);
     this.#postTimer = undefined;
     const askSync = sync && this.#syncAskedUpto < this.#appended;
     if (askSync) this.#syncAskedUpto = this.#appended;
     if (this.#batchCount === 0) {
-      if (askSync) this.#send({ t: 'sync' });
+      if (askSync) this.#appender.requestSync();
       return;
     }
-    // The batch's memory moves to the thread (transferred, not copied); the next batch starts in a
-    // new buffer about the size this one needed.
-    const bytes = this.#bytes.buffer;
-    const m: ToAppender = { t: 'events', bytes, length: this.#used, count: this.#batchCount, ...(askSync ? { sync: true as const } : {}) };
-    this.#worker.postMessage(m, [bytes]);
+    // The batch's bytes are the appender's until it has sealed them; the next batch starts in a new
+    // buffer about the size this one needed.
+    this.#appender.enqueue(this.#bytes.subarray(0, this.#used), this.#batchCount);
+    if (askSync) this.#appender.requestSync();
     this.#bytes = Buffer.allocUnsafeSlow(Math.max(BATCH_START_BYTES, Math.min(this.#used, 1 << 20)));
     this.#used = 0;
     this.#batchCount = 0;
   }
 
-  #send(m: ToAppender): void {
-    this.#worker.postMessage(m);
-  }
-
-  #message(m: FromAppender): void {
-    switch (m.t) {
-      case 'durable': {
-        this.#durable += m.events;
-        this.#head = { seq: m.seq, hash: m.hash };
-        this.#headTs = m.ts;
-        this.#file = m.file;
+  /** What the appender's reports do here. */
+  #report(): AppenderReport {
+    return {
+      durable: (r) => {
+        this.#durable += r.events;
+        this.#head = r.head;
+        this.#headTs = r.ts;
+        this.#file = r.file;
         const still: Waiter[] = [];
         for (const w of this.#waiters) (w.upto <= this.#durable ? w.resolve() : still.push(w));
         this.#waiters = still;
-        return;
-      }
-      case 'failed': {
-        const err = Object.assign(new Error(m.message), { code: m.code });
-        this.#o.logger.error({ err, file: m.file }, 'audit log write failed: refusing new sessions until it works again');
+      },
+      failed: (failure, file) => {
+        const err = Object.assign(new Error(failure.message), { code: failure.code });
+        this.#o.logger.error({ err, file }, 'audit log write failed: refusing new sessions until it works again');
         this.#setFailed(err);
-        return;
-      }
-      case 'recovered':
+      },
+      recovered: (file) => {
         this.#available = true;
         // What was asked before the failure may have been dropped with it: the next waiter asks again.
         this.#syncAskedUpto = 0;
         this.#overflowed = false;
-        this.#o.logger.warn({ file: m.file }, 'audit log writable again');
-        return;
-      case 'replaced':
-        this.#o.logger.error({ file: m.file }, 'audit file was removed or replaced; continuing in a new file');
-        return;
-      case 'closed':
-        this.#onClosed?.(m.unwritten);
-        return;
-    }
+        this.#o.logger.warn({ file }, 'audit log writable again');
+      },
+      replaced: (file) => this.#o.logger.error({ file }, 'audit file was removed or replaced; continuing in a new file'),
+    };
   }
 
   #setFailed(err: unknown): void {

@@ -96,8 +96,8 @@ log: { level: warn }
     // How pgbench reaches a gateway: the same person and token for the warm-up and every round.
     const client = (mode: 'on' | 'off') => ({ port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token });
     const tps: Record<'on' | 'off', number[]> = { on: [], off: [] };
-    // CPU the gateway process (all its threads, the audit writer's included) spent per transaction,
-    // and the part of it on the event loop (the rest: the audit writer's thread, V8's helpers, libuv's pool).
+    // CPU the gateway process (all its threads) spent per transaction, and the part of it on the event
+    // loop (the rest: V8's helpers, libuv's pool, where the audit's file operations run).
     const cpu: Record<'on' | 'off', number[]> = { on: [], off: [] };
     const loop: Record<'on' | 'off', number[]> = { on: [], off: [] };
     // The event loop's user-mode part: what the audit's own code costs, without the kernel's share,
@@ -140,7 +140,7 @@ log: { level: warn }
     rows.push({ name: 'statement auditing on/off', value: on / off, unit: 'x' });
     rows.push({ name: 'throughput lost to statement auditing', value: Math.max(0, (1 - on / off) * 100), unit: '%', target: { op: '<=', limit: 10 } });
     rows.push({ name: 'rolegate CPU per transaction, auditing off', value: median(cpu.off), unit: 'µs' });
-    rows.push({ name: 'rolegate CPU per transaction, auditing on (writer thread included)', value: median(cpu.on), unit: 'µs' });
+    rows.push({ name: 'rolegate CPU per transaction, auditing on (all threads)', value: median(cpu.on), unit: 'µs' });
     const others = (mode: 'on' | 'off'): number[] => cpu[mode].map((c, i) => c - (loop[mode][i] as number));
     rows.push(
       { name: 'of it on the event loop, auditing off', value: median(loop.off), unit: 'µs' },
@@ -148,8 +148,8 @@ log: { level: warn }
       { name: 'of that in user mode, auditing off', value: median(user.off), unit: 'µs' },
       { name: 'of that in user mode, auditing on', value: median(user.on), unit: 'µs' },
       { name: 'what auditing adds to the event loop in user mode (the steadiest figure)', value: median(user.on) - median(user.off), unit: 'µs' },
-      { name: 'of it on other threads (audit writer, V8 helpers, libuv), auditing off', value: median(others('off')), unit: 'µs' },
-      { name: 'of it on other threads (audit writer, V8 helpers, libuv), auditing on', value: median(others('on')), unit: 'µs' },
+      { name: 'of it on other threads (V8 helpers, libuv\'s pool), auditing off', value: median(others('off')), unit: 'µs' },
+      { name: 'of it on other threads (V8 helpers, libuv\'s pool), auditing on', value: median(others('on')), unit: 'µs' },
     );
     // What the rest of the machine (pgbench, PostgreSQL) spends per transaction: the gateway's cost
     // to the others, and, when it moves between runs of the same code, a sign of other load on the host.

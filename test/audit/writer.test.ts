@@ -44,7 +44,7 @@ describe('a sealed line', () => {
   });
 });
 
-describe('a line sealed from bytes into bytes (the writer thread\'s way)', () => {
+describe('a line sealed from bytes into bytes (the appender\'s way)', () => {
   const statement = (text: string): string => eventJson({ type: 'statement', session: 's-1', n: 1, protocol: 'simple', text, params: { count: 0 }, outcome: 'ok', tag: 'SELECT 1', rows: 1, sqlstate: null, ms: 0.5 });
   const TS = '2026-12-02T20:00:00.000Z';
   // A queued line as the event loop writes it, after some other bytes, and where it lies.
@@ -107,9 +107,9 @@ describe('a line sealed from bytes into bytes (the writer thread\'s way)', () =>
 });
 
 describe('the writer', () => {
-  it('keeps text beyond ASCII intact through batches larger than the first buffers of both threads', async () => {
+  it('keeps text beyond ASCII intact through batches larger than the first buffers of the writer and the appender', async () => {
     const w = await open('gw-1', { rotateBytes: 64 << 20 });
-    // About 2.6 MB in one batch: past the event loop's first 16 KiB and the writer thread's 1 MiB.
+    // About 2.6 MB in one batch: past the writer's first 16 KiB and the appender's 1 MiB.
     const texts = Array.from({ length: 3000 }, (_, i) => `select '${'Zürich 東京 🐘 '.repeat(40)}${i}'`);
     texts.forEach((text, i) => w.append({ type: 'statement', session: 's-1', n: i + 1, protocol: 'simple', text, params: { count: 0 }, outcome: 'ok', tag: 'SELECT 1', rows: 1, sqlstate: null, ms: 0.5 }));
     // And a second batch after it, written from the same reused bytes.
