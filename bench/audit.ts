@@ -26,6 +26,9 @@ const BIN = fileURLToPath(new URL('../../bin/rolegate.js', import.meta.url));
 /** The unmeasured run each gateway gets before the rounds. */
 const WARM_UP_SECONDS = 5;
 
+/** The gateways: auditing on and off, and with BENCH_AUDIT_VARIANT another build auditing. */
+type Mode = 'on' | 'off' | 'variant';
+
 export interface AuditBenchOptions {
   dir: string;
   freePort: () => Promise<number>;
@@ -69,9 +72,14 @@ export async function runAuditBench(opts: AuditBenchOptions): Promise<BenchRow[]
     });
     stops.push(() => issuer.close());
 
-    // Two gateways, the same in everything but audit.statements.
-    const gateways: Record<'on' | 'off', { proxyPort: number; serve: ServeProcess; auditDir: string }> = {} as never;
-    for (const mode of ['on', 'off'] as const) {
+    // Two gateways, the same in everything but audit.statements; with BENCH_AUDIT_VARIANT a third,
+    // auditing too, run from another checkout's build (its bin/rolegate.js), so that a change to the
+    // audit's path is measured against the current code in the same run, round by round.
+    const variantBin = process.env['BENCH_AUDIT_VARIANT'];
+    const modes: readonly Mode[] = variantBin === undefined ? ['on', 'off'] : ['on', 'off', 'variant'];
+    if (variantBin !== undefined) console.error(`audit variant: ${variantBin}`);
+    const gateways: Record<Mode, { proxyPort: number; serve: ServeProcess; auditDir: string }> = {} as never;
+    for (const mode of modes) {
       const dir = join(opts.dir, `gw-${mode}`);
       await mkdir(dir);
       const scimToken = randomBytes(24).toString('base64url');
@@ -84,9 +92,9 @@ roles: [{ role: bench_user, groups: [bench], databases: [bench], credentials: { 
 directory: { store: "sqlite:${join(dir, 'directory.db')}" }
 scim: { tokens: ["\${BENCH_SCIM_TOKEN}"] }
 admin: { listen: "127.0.0.1:${adminPort}" }
-audit: { file: audit/rolegate.jsonl, statements: ${mode === 'on' && process.env['BENCH_AUDIT_AA'] === undefined} }
+audit: { file: audit/rolegate.jsonl, statements: ${mode === 'variant' || (mode === 'on' && process.env['BENCH_AUDIT_AA'] === undefined)} }
 log: { level: warn }
-`, adminPort, { BENCH_ROLE_PASSWORD: rolePassword, BENCH_SCIM_TOKEN: scimToken, ROLEGATE_INSTANCE: `bench-${mode}` });
+`, adminPort, { BENCH_ROLE_PASSWORD: rolePassword, BENCH_SCIM_TOKEN: scimToken, ROLEGATE_INSTANCE: `bench-${mode}` }, mode === 'variant' ? variantBin : undefined);
       stops.push(() => serve.stop());
       await provisionBenchPerson(serve.adminUrl, scimToken);
       gateways[mode] = { proxyPort, serve, auditDir: join(dir, 'audit') };
@@ -94,28 +102,32 @@ log: { level: warn }
     const token = await issuer.tokenFor('bench@corp.example', { expiresInSec: 3600 });
     const args = ['-S', '-M', 'simple', '-c', '8', '-j', '2'];
     // How pgbench reaches a gateway: the same person and token for the warm-up and every round.
-    const client = (mode: 'on' | 'off') => ({ port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token });
-    const tps: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const client = (mode: Mode) => ({ port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token });
+    const tps: Record<Mode, number[]> = { on: [], off: [], variant: [] };
     // CPU the gateway process (all its threads) spent per transaction, and the part of it on the event
     // loop (the rest: V8's helpers, libuv's pool, where the audit's file operations run).
-    const cpu: Record<'on' | 'off', number[]> = { on: [], off: [] };
-    const loop: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const cpu: Record<Mode, number[]> = { on: [], off: [], variant: [] };
+    const loop: Record<Mode, number[]> = { on: [], off: [], variant: [] };
     // The event loop's user-mode part: what the audit's own code costs, without the kernel's share,
     // which moves with the machine's load (bench/proxy.ts mainThreadUserSeconds).
-    const user: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const user: Record<Mode, number[]> = { on: [], off: [], variant: [] };
     // The whole machine's busy CPU per transaction (pgbench, PostgreSQL, the gateway, everything else),
     // and the share of its cores left idle: what the gateway's extra work costs the others too.
-    const machine: Record<'on' | 'off', number[]> = { on: [], off: [] };
-    const idle: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const machine: Record<Mode, number[]> = { on: [], off: [], variant: [] };
+    const idle: Record<Mode, number[]> = { on: [], off: [], variant: [] };
     // A fresh gateway runs unoptimised code and grows its heaps under its first load, and the auditing
     // one has more code to warm: one unmeasured run of the same workload each first (as bench/proxy.ts
     // does), so that round 1 does not measure start-up.
-    for (const mode of ['off', 'on'] as const) {
+    for (const mode of modes) {
       await pgbench(cluster.binDir, client(mode), args, WARM_UP_SECONDS);
     }
+    // Each gateway goes first, second (and third) in turn, so that drift in the host's speed during
+    // a run falls on all of them alike.
+    const orders: readonly (readonly Mode[])[] = modes.length === 2
+      ? [['off', 'on'], ['on', 'off']]
+      : [['off', 'on', 'variant'], ['on', 'variant', 'off'], ['variant', 'off', 'on']];
     for (let round = 0; round < opts.rounds; round++) {
-      const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
-      for (const mode of order) {
+      for (const mode of orders[round % orders.length] as readonly Mode[]) {
         const pid = gateways[mode].serve.child.pid;
         const [cpu0, loop0, user0, machine0] = [cpuSeconds(pid), mainThreadCpuSeconds(pid), mainThreadUserSeconds(pid), machineCpuSeconds()];
         const value = await pgbench(cluster.binDir, client(mode), args, opts.seconds);
@@ -141,7 +153,7 @@ log: { level: warn }
     rows.push({ name: 'throughput lost to statement auditing', value: Math.max(0, (1 - on / off) * 100), unit: '%', target: { op: '<=', limit: 10 } });
     rows.push({ name: 'rolegate CPU per transaction, auditing off', value: median(cpu.off), unit: 'µs' });
     rows.push({ name: 'rolegate CPU per transaction, auditing on (all threads)', value: median(cpu.on), unit: 'µs' });
-    const others = (mode: 'on' | 'off'): number[] => cpu[mode].map((c, i) => c - (loop[mode][i] as number));
+    const others = (mode: Mode): number[] => cpu[mode].map((c, i) => c - (loop[mode][i] as number));
     rows.push(
       { name: 'of it on the event loop, auditing off', value: median(loop.off), unit: 'µs' },
       { name: 'of it on the event loop, auditing on', value: median(loop.on), unit: 'µs' },
@@ -153,7 +165,7 @@ log: { level: warn }
     );
     // What the rest of the machine (pgbench, PostgreSQL) spends per transaction: the gateway's cost
     // to the others, and, when it moves between runs of the same code, a sign of other load on the host.
-    const outside = (mode: 'on' | 'off'): number[] => machine[mode].map((m, i) => m - (cpu[mode][i] as number));
+    const outside = (mode: Mode): number[] => machine[mode].map((m, i) => m - (cpu[mode][i] as number));
     rows.push(
       { name: 'the whole machine\'s CPU per transaction (pgbench, PostgreSQL, rolegate), auditing off', value: median(machine.off), unit: 'µs' },
       { name: 'the whole machine\'s CPU per transaction, auditing on', value: median(machine.on), unit: 'µs' },
@@ -162,6 +174,20 @@ log: { level: warn }
       { name: 'the machine idle (share of all its cores), auditing off', value: median(idle.off), unit: '%' },
       { name: 'the machine idle (share of all its cores), auditing on', value: median(idle.on), unit: '%' },
     );
+
+    if (variantBin !== undefined) {
+      // Round by round against the auditing gateway of this checkout: the pairs see the same host.
+      const ratio = tps.variant.map((v, i) => v / (tps.on[i] as number));
+      const extra = cpu.variant.map((v, i) => v - (cpu.on[i] as number));
+      rows.push(
+        { name: 'the variant build, statement auditing on: tps', value: median(tps.variant), unit: 'tps' },
+        { name: 'the variant / auditing off', value: median(tps.variant) / off, unit: 'x' },
+        { name: 'the variant / auditing on, median of the rounds\' ratios', value: median(ratio), unit: 'x' },
+        { name: 'rolegate CPU per transaction, the variant', value: median(cpu.variant), unit: 'µs' },
+        { name: 'the variant minus auditing on, CPU per transaction, median of the rounds', value: median(extra), unit: 'µs' },
+        { name: `rounds in which the variant spent less CPU per transaction (of ${extra.length})`, value: extra.filter((x) => x < 0).length, unit: 'rounds' },
+      );
+    }
 
     // Bytes per statement, from what the auditing gateway wrote (its statement lines, newline included).
     await gateways.on.serve.stop();

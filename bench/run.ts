@@ -7,6 +7,8 @@
 // --login-concurrency N (the login figures: 2,000 logins, 50 at a time), --login-parts connect,cpu,memory.
 // BENCH_SERVE_NODE_ARGS adds node flags to the `rolegate serve` under test (e.g. --cpu-prof).
 // BENCH_AUDIT_AA=1 runs the audit figure's two gateways both with statement auditing off: the noise floor.
+// BENCH_AUDIT_VARIANT=<another checkout>/bin/rolegate.js adds a third audit gateway, auditing, run from that
+// build, measured round by round against this one's (a change to the audit's path, like for like).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';

@@ -16,12 +16,13 @@ export interface ServeProcess {
 }
 
 /** Writes `configYaml` into `dir` and runs the server until it answers /healthz. */
-export async function startServeProcess(dir: string, configYaml: string, adminPort: number, env: Record<string, string> = {}): Promise<ServeProcess> {
+/** `bin` is the CLI to run (default: this checkout's); another checkout's, to compare two builds in one run. */
+export async function startServeProcess(dir: string, configYaml: string, adminPort: number, env: Record<string, string> = {}, bin = BIN): Promise<ServeProcess> {
   const configPath = join(dir, 'rolegate.yaml');
   await writeFile(configPath, configYaml);
   // BENCH_SERVE_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server under load.
   const nodeArgs = (process.env['BENCH_SERVE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'serve', '--config', configPath], {
+  const child = spawn(process.execPath, [...nodeArgs, bin, 'serve', '--config', configPath], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
