@@ -57,6 +57,12 @@ const SCRATCH_KEPT_BYTES = 16 << 20;
  */
 const SEAL_AT_MOST_BYTES = 512 << 10;
 
+/** A batch of the owner's queued lines (see `enqueue`) and how many events it holds. */
+interface Queued {
+  readonly bytes: Buffer;
+  readonly events: number;
+}
+
 interface Batch {
   /** The sealed lines as UTF-8, newline included, one after another. */
   readonly bytes: Buffer;
@@ -78,8 +84,8 @@ export class Appender {
   /** JSON.stringify(instance) as UTF-8, copied into every line. */
   readonly #instanceJson: Buffer;
   readonly #signer: CheckpointSigner | undefined;
-  /** Batches from the owner (see `enqueue`), the events each holds, and their total. */
-  #pending: { readonly bytes: Buffer; readonly events: number }[] = [];
+  /** Batches from the owner, and the events they hold in all. */
+  #pending: Queued[] = [];
   #pendingEvents = 0;
   #batch: Batch | undefined;
   #head: ChainHead;
@@ -233,7 +239,7 @@ export class Appender {
     let takenBytes = 0;
     let events = 0;
     while (taken < this.#pending.length && (taken === 0 || takenBytes < SEAL_AT_MOST_BYTES)) {
-      const batch = this.#pending[taken++] as { readonly bytes: Buffer; readonly events: number };
+      const batch = this.#pending[taken++] as Queued;
       for (let at = 0; at < batch.bytes.length; ) at = seal(batch.bytes, at);
       takenBytes += batch.bytes.length;
       events += batch.events;
@@ -241,13 +247,14 @@ export class Appender {
     this.#pending.splice(0, taken);
     this.#pendingEvents -= events;
     // A checkpoint vouches for everything sent before it was asked for: it waits for the last of it.
-    if (this.#checkpointWanted && this.#pending.length === 0 && this.#signer !== undefined && head.seq > 0) {
-      const json = eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId });
-      seal(Buffer.from(`${new Date().toISOString()}\t${json}\n`, 'utf8'), 0);
-      this.#lastWasCheckpoint = true;
+    if (this.#checkpointWanted && this.#pending.length === 0) {
+      if (this.#signer !== undefined && head.seq > 0) {
+        const json = eventJson({ type: 'checkpoint', upto: head.seq, head: head.hash, sig: this.#signer.sign(this.#s.instance, head.seq, head.hash), keyId: this.#signer.keyId });
+        seal(Buffer.from(`${new Date().toISOString()}\t${json}\n`, 'utf8'), 0);
+        this.#lastWasCheckpoint = true;
+      }
       this.#checkpointWanted = false;
     }
-    if (this.#signer === undefined || head.seq === 0) this.#checkpointWanted = false;
     this.#head = head;
     this.#scratch = out.length > SCRATCH_KEPT_BYTES ? Buffer.allocUnsafeSlow(SCRATCH_BYTES) : out;
     const ts = lastSrc === undefined ? '' : lastSrc.toString('latin1', lastAt, lastTab);

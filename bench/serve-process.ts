@@ -15,8 +15,10 @@ export interface ServeProcess {
   stop(): Promise<void>;
 }
 
-/** Writes `configYaml` into `dir` and runs the server until it answers /healthz. */
-/** `bin` is the CLI to run (default: this checkout's); another checkout's, to compare two builds in one run. */
+/**
+ * Writes `configYaml` into `dir` and runs the server until it answers /healthz. `bin` is the CLI to
+ * run (default: this checkout's); another checkout's, to compare two builds in one run.
+ */
 export async function startServeProcess(dir: string, configYaml: string, adminPort: number, env: Record<string, string> = {}, bin = BIN): Promise<ServeProcess> {
   const configPath = join(dir, 'rolegate.yaml');
   await writeFile(configPath, configYaml);
