@@ -69,6 +69,9 @@ async function main(): Promise<number> {
   await chmod(dir, 0o755);
   let ok = true;
   const stops: (() => Promise<void>)[] = [];
+  // The OpenSSL that Node bundles sets much of a TLS session's memory and a handshake's CPU (README,
+  // Benchmarks: Node 22.23 and 24 bundle OpenSSL 3.5, Node 20 3.0), so every run says which it is.
+  console.log(`runtime: node ${process.version}, OpenSSL ${process.versions.openssl}, V8 ${process.versions.v8}`);
   try {
     if (values.only === undefined || values.only === 'scim') {
       let store = `sqlite:${join(dir, 'directory.db')}`;

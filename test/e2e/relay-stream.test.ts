@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserQuery } from '../helpers/postgres.js';
 import { startStack, type Stack } from '../helpers/stack.js';
+import { liveRss, liveRssSampler } from '../helpers/live-memory.js';
 import { waitFor } from '../helpers/wait.js';
 
 let stack: Stack;
@@ -42,17 +43,6 @@ async function bytesTotal(direction: 'in' | 'out'): Promise<number> {
   return m.values.find((v) => v.labels.direction === direction)?.value ?? 0;
 }
 
-/** Samples the RSS of this process (which hosts the proxy) until stopped; returns the peak. */
-function rssSampler(): { stop(): number } {
-  let peak = process.memoryUsage().rss;
-  const t = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-  return {
-    stop() {
-      clearInterval(t);
-      return Math.max(peak, process.memoryUsage().rss);
-    },
-  };
-}
 
 function sessionEnd(app: string): Record<string, unknown> | undefined {
   const start = stack.auditEvents().find((e) => e.type === 'session.start' && e.application === app);
@@ -72,8 +62,8 @@ describe('a 200 MB result', () => {
 
     const outBefore = await bytesTotal('out');
     const inBefore = await bytesTotal('in');
-    const baseline = process.memoryUsage().rss;
-    const sampler = rssSampler();
+    const baseline = liveRss();
+    const sampler = liveRssSampler();
     const t0 = performance.now();
     const r = await psql('alice@corp.com', token, ['-At', '-o', '/dev/null', '-c', BIG_QUERY], 'big-select');
     const seconds = (performance.now() - t0) / 1000;
@@ -101,8 +91,8 @@ describe('a 200 MB result', () => {
     const app = 'slow-copy';
     let received = 0;
     let out: NodeJS.ReadableStream | undefined;
-    const baseline = process.memoryUsage().rss;
-    const sampler = rssSampler();
+    const baseline = liveRss();
+    const sampler = liveRssSampler();
     const done = psql('alice@corp.com', token, ['-c', `COPY (${BIG_QUERY}) TO STDOUT`], app, (s) => {
       out = s;
       s.on('data', (d: Buffer) => (received += d.length));

@@ -14,6 +14,7 @@ import type { Relay, RelayEndInfo, RelayEndReason, Tap } from '../../proxy/relay
 import { decodeBackendMessage } from '../../proxy/wire/backend-decode.js';
 import { decodeFrontendMessage } from '../../proxy/wire/frontend-decode.js';
 import { BackendType, FrontendType } from '../../proxy/wire/message-types.js';
+import { liveRss } from '../helpers/live-memory.js';
 import { pgInfo } from '../helpers/postgres.js';
 
 const cleanups: (() => void)[] = [];
@@ -246,8 +247,8 @@ describe('relay', () => {
     const total = 200 << 20;
     const source = randomBytes(1 << 20);
     let peak = 0;
-    const base = process.memoryUsage().rss;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss - base)), 20);
+    const base = liveRss();
+    const sampler = setInterval(() => (peak = Math.max(peak, liveRss() - base)), 100);
     try {
       const [down, up, wroteDown, wroteUp] = await Promise.all([
         readHash(h.client, total, true),
@@ -255,7 +256,7 @@ describe('relay', () => {
         writeMessages(h.server, total, BackendType.dataRow, source),
         writeMessages(h.client, total, FrontendType.copyData, source),
       ]);
-      peak = Math.max(peak, process.memoryUsage().rss - base);
+      peak = Math.max(peak, liveRss() - base);
       expect(down).toBe(wroteDown);
       expect(up).toBe(wroteUp);
       expect(h.handle.bytesIn).toBe(total);
