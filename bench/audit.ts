@@ -29,6 +29,9 @@ const WARM_UP_SECONDS = 5;
 /** The gateways: auditing on and off, and with BENCH_AUDIT_VARIANT another build auditing. */
 type Mode = 'on' | 'off' | 'variant';
 
+/** One empty list of round figures per gateway. */
+const perMode = (): Record<Mode, number[]> => ({ on: [], off: [], variant: [] });
+
 export interface AuditBenchOptions {
   dir: string;
   freePort: () => Promise<number>;
@@ -103,18 +106,18 @@ log: { level: warn }
     const args = ['-S', '-M', 'simple', '-c', '8', '-j', '2'];
     // How pgbench reaches a gateway: the same person and token for the warm-up and every round.
     const client = (mode: Mode) => ({ port: gateways[mode].proxyPort, user: 'bench@corp.example', password: token });
-    const tps: Record<Mode, number[]> = { on: [], off: [], variant: [] };
+    const tps: Record<Mode, number[]> = perMode();
     // CPU the gateway process (all its threads) spent per transaction, and the part of it on the event
     // loop (the rest: V8's helpers, libuv's pool, where the audit's file operations run).
-    const cpu: Record<Mode, number[]> = { on: [], off: [], variant: [] };
-    const loop: Record<Mode, number[]> = { on: [], off: [], variant: [] };
+    const cpu: Record<Mode, number[]> = perMode();
+    const loop: Record<Mode, number[]> = perMode();
     // The event loop's user-mode part: what the audit's own code costs, without the kernel's share,
     // which moves with the machine's load (bench/proxy.ts mainThreadUserSeconds).
-    const user: Record<Mode, number[]> = { on: [], off: [], variant: [] };
+    const user: Record<Mode, number[]> = perMode();
     // The whole machine's busy CPU per transaction (pgbench, PostgreSQL, the gateway, everything else),
     // and the share of its cores left idle: what the gateway's extra work costs the others too.
-    const machine: Record<Mode, number[]> = { on: [], off: [], variant: [] };
-    const idle: Record<Mode, number[]> = { on: [], off: [], variant: [] };
+    const machine: Record<Mode, number[]> = perMode();
+    const idle: Record<Mode, number[]> = perMode();
     // A fresh gateway runs unoptimised code and grows its heaps under its first load, and the auditing
     // one has more code to warm: one unmeasured run of the same workload each first (as bench/proxy.ts
     // does), so that round 1 does not measure start-up.

@@ -4,9 +4,9 @@
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { liveRss, liveRssSampler } from '../helpers/live-memory.js';
 import { superuserQuery } from '../helpers/postgres.js';
 import { startStack, type Stack } from '../helpers/stack.js';
-import { liveRss, liveRssSampler } from '../helpers/live-memory.js';
 import { waitFor } from '../helpers/wait.js';
 
 let stack: Stack;
@@ -42,7 +42,6 @@ async function bytesTotal(direction: 'in' | 'out'): Promise<number> {
   const m = await stack.server.metrics.proxy.bytes.get();
   return m.values.find((v) => v.labels.direction === direction)?.value ?? 0;
 }
-
 
 function sessionEnd(app: string): Record<string, unknown> | undefined {
   const start = stack.auditEvents().find((e) => e.type === 'session.start' && e.application === app);

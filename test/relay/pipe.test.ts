@@ -14,7 +14,7 @@ import type { Relay, RelayEndInfo, RelayEndReason, Tap } from '../../proxy/relay
 import { decodeBackendMessage } from '../../proxy/wire/backend-decode.js';
 import { decodeFrontendMessage } from '../../proxy/wire/frontend-decode.js';
 import { BackendType, FrontendType } from '../../proxy/wire/message-types.js';
-import { liveRss } from '../helpers/live-memory.js';
+import { liveRss, liveRssSampler } from '../helpers/live-memory.js';
 import { pgInfo } from '../helpers/postgres.js';
 
 const cleanups: (() => void)[] = [];
@@ -246,9 +246,9 @@ describe('relay', () => {
     const h = await harness({ fromClient, fromServer });
     const total = 200 << 20;
     const source = randomBytes(1 << 20);
-    let peak = 0;
     const base = liveRss();
-    const sampler = setInterval(() => (peak = Math.max(peak, liveRss() - base)), 100);
+    const sampler = liveRssSampler();
+    let peak = 0;
     try {
       const [down, up, wroteDown, wroteUp] = await Promise.all([
         readHash(h.client, total, true),
@@ -256,7 +256,7 @@ describe('relay', () => {
         writeMessages(h.server, total, BackendType.dataRow, source),
         writeMessages(h.client, total, FrontendType.copyData, source),
       ]);
-      peak = Math.max(peak, liveRss() - base);
+      peak = sampler.stop() - base;
       expect(down).toBe(wroteDown);
       expect(up).toBe(wroteUp);
       expect(h.handle.bytesIn).toBe(total);
@@ -264,7 +264,7 @@ describe('relay', () => {
       expect(audited.length).toBeGreaterThan(100);
       expect(peak).toBeLessThan(64 << 20);
     } finally {
-      clearInterval(sampler);
+      sampler.stop();
     }
   }, 120_000);
 });
